@@ -1,0 +1,115 @@
+"""MixUpTrainingArguments: TrainingArguments plus the validated ``mixup_*`` fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .mixing import MIXUP_METHODS, MIXUP_PAD_TOKENS, MIXUP_PADDINGS
+
+
+def parse_layers(value) -> tuple[int, ...] | None:
+    """'0,3,6,7' / [0, 3, 6, 7] / None -> (0, 3, 6, 7) / None, with a clear error otherwise."""
+    if value is None or value == "" or value == "all":
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        layers = tuple(int(str(item).strip()) for item in items)
+    except ValueError:
+        raise ValueError(
+            f"mixup_layers must be comma-separated layer numbers such as '0,3,6,7' (0 = input "
+            f"embeddings, n+1 = pooled [CLS]), got {value!r}"
+        ) from None
+    if not layers or min(layers) < 0:
+        raise ValueError(f"mixup_layers must be non-empty numbers >= 0 (0 = input embeddings), got {value!r}")
+    return tuple(sorted(set(layers)))
+
+
+@dataclass
+class MixUpTrainingArguments(TrainingArguments):
+    """TrainingArguments with MixUp settings; every field is a command-line flag via HfArgumentParser."""
+
+    mixup_method: str = field(
+        default="none",
+        metadata={
+            "help": "Where to mix: none (ERM), cls (pooled [CLS] vector), input (token embeddings), "
+            "manifold (hidden states of a layer drawn per batch from --mixup_layers).",
+            "choices": list(MIXUP_METHODS),
+        },
+    )
+    mixup_alpha: float = field(
+        default=1.0,
+        metadata={"help": "λ ~ Beta(α, α) once per batch; α = 0 turns mixing off (ERM)."},
+    )
+    mixup_layers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Manifold MixUp: comma-separated eligible layers, 0 = input embeddings, 1..n = "
+            "encoder blocks, n+1 = pooled [CLS] (e.g. '0,3,6,7'). Default: all of 0..n+1."
+        },
+    )
+    mixup_padding: str = field(
+        default="pair",
+        metadata={
+            "help": "Padding of mixed token sequences (input/manifold): pair = each pair padded to "
+            "its longer sentence and attending it (the paper's proposal); max = every sentence "
+            "padded to the batch's padded length and attending it; none = each row keeps its own mask.",
+            "choices": list(MIXUP_PADDINGS),
+        },
+    )
+    mixup_pad_token: str = field(
+        default="sep",
+        metadata={
+            "help": "Token written by pair/max padding: sep (the paper's best), pad or unused0.",
+            "choices": list(MIXUP_PAD_TOKENS),
+        },
+    )
+    mixup_start: float = field(
+        default=0.0,
+        metadata={
+            "help": "Fraction of training steps done before mixing starts (0 = from the start; "
+            "0.5 = only the later half, as Sun et al. 2020)."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.mixup_method not in MIXUP_METHODS:
+            raise ValueError(f"mixup_method must be one of {MIXUP_METHODS}, got {self.mixup_method!r}")
+        if self.mixup_padding not in MIXUP_PADDINGS:
+            raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {self.mixup_padding!r}")
+        if self.mixup_pad_token not in MIXUP_PAD_TOKENS:
+            raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {self.mixup_pad_token!r}")
+        if not self.mixup_alpha >= 0:  # also rejects NaN
+            raise ValueError(f"mixup_alpha must be >= 0 (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}")
+        if not 0.0 <= self.mixup_start < 1.0:
+            raise ValueError(f"mixup_start is a fraction of training in [0, 1), got {self.mixup_start}")
+        layers = parse_layers(self.mixup_layers)
+        if layers is not None and self.mixup_method != "manifold":
+            raise ValueError(
+                f"mixup_layers={self.mixup_layers!r} only applies to mixup_method='manifold' "
+                f"(cls mixes at n+1, input at 0); got mixup_method={self.mixup_method!r}."
+            )
+        # Keep the field a plain string so that to_dict()/to_json_string() and the Hub stay happy.
+        self.mixup_layers = None if layers is None else ",".join(map(str, layers))
+
+    @property
+    def mixup_enabled(self) -> bool:
+        return self.mixup_method != "none" and self.mixup_alpha > 0
+
+    def mixup_levels(self, num_hidden_layers: int) -> tuple[int, ...]:
+        """Eligible levels for a model with n encoder blocks, validated against 0..n+1."""
+        n = num_hidden_layers
+        if self.mixup_method == "cls":
+            return (n + 1,)
+        if self.mixup_method == "input":
+            return (0,)
+        layers = parse_layers(self.mixup_layers) or tuple(range(n + 2))
+        bad = [k for k in layers if k > n + 1]
+        if bad:
+            raise ValueError(
+                f"mixup_layers {bad} are outside 0..{n + 1} for a model with {n} encoder layers "
+                f"(0 = input embeddings, 1..{n} = encoder blocks, {n + 1} = pooled [CLS])."
+            )
+        return layers

@@ -1,0 +1,172 @@
+"""Pure tensor functions of MixUp: the per-batch plan, pair padding, mixing and soft targets.
+
+Notation (Zhang & Vaidya, 2021): a batch of B examples (x_i, y_i); λ ~ Beta(α, α) once per batch;
+each row i is mixed with a partner p(i) from the same batch at one level k of the network:
+
+    h̃_i = λ · h_i + (1 − λ) · h_p(i)          ỹ_i = λ · y_i + (1 − λ) · y_p(i)
+
+Partners form a random perfect matching (p(p(i)) = i), so both rows of a pair see the same two
+sentences and can share one padded length: a single forward pass is exact. With an odd batch the
+row left over is its own partner and trains on its clean example (h̃ = h, ỹ = y for any λ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MIXUP_METHODS = ("none", "cls", "input", "manifold")
+MIXUP_PADDINGS = ("pair", "max", "none")
+MIXUP_PAD_TOKENS = ("sep", "pad", "unused0")
+
+
+@dataclass(frozen=True)
+class MixUpPlan:
+    """What one training batch mixes: partner of each row, the mixing weight λ and the level k.
+
+    Level 0 is the embeddings output (Input MixUp), 1..n the output of encoder block k, n+1 the
+    pooled [CLS] vector (CLS MixUp).
+    """
+
+    partner: torch.Tensor  # LongTensor [B]; partner[partner[i]] == i
+    lam: float
+    layer: int
+
+    def to(self, device: torch.device) -> "MixUpPlan":
+        return MixUpPlan(self.partner.to(device), self.lam, self.layer)
+
+
+def draw_partners(batch_size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random perfect matching of the rows; with an odd batch one row is its own partner."""
+    order = rng.permutation(batch_size)
+    partner = np.arange(batch_size)
+    half = batch_size // 2
+    first, second = order[:half], order[half : 2 * half]
+    partner[first] = second
+    partner[second] = first
+    return torch.from_numpy(partner).long()
+
+
+def draw_plan(batch_size: int, alpha: float, layers: Sequence[int], rng: np.random.Generator) -> MixUpPlan:
+    """λ ~ Beta(α, α), k uniform over the eligible levels, partners a random matching."""
+    lam = float(rng.beta(alpha, alpha))
+    layer = int(layers[rng.integers(len(layers))])
+    return MixUpPlan(partner=draw_partners(batch_size, rng), lam=lam, layer=layer)
+
+
+def mix(hidden: torch.Tensor, plan: MixUpPlan) -> torch.Tensor:
+    """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0)."""
+    partner = plan.partner.to(hidden.device)
+    return plan.lam * hidden + (1.0 - plan.lam) * hidden.index_select(0, partner)
+
+
+def pad_for_mixing(
+    batch: dict[str, torch.Tensor], partner: torch.Tensor, mode: str, pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Re-pad a right-padded batch so that mixed rows attend what the paper's Appendix B asks.
+
+    - ``pair``: each row is extended with ``pad_token_id`` up to the longer sentence of its pair,
+      and attends that length; both rows of a pair then share one mask (the union of their masks).
+    - ``max``: every row is extended to the full padded length of the batch (max_seq_length when
+      the collator padded to it) and attends all of it.
+    - ``none``: unchanged; each row keeps its own padding and mask (what TMix does).
+
+    The extension is real input: the filler tokens run through every layer below the mixing layer.
+    ``token_type_ids`` of the filler stay 0, as ordinary padding. Returns a new dict.
+    """
+    if mode == "none":
+        return batch
+    mask = batch["attention_mask"]
+    seq_len = mask.shape[1]
+    lengths = mask.sum(dim=1)
+    if mode == "pair":
+        target = torch.maximum(lengths, lengths.index_select(0, partner.to(lengths.device)))
+    elif mode == "max":
+        target = torch.full_like(lengths, seq_len)
+    else:
+        raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {mode!r}")
+    positions = torch.arange(seq_len, device=mask.device).unsqueeze(0)
+    filler = (positions >= lengths.unsqueeze(1)) & (positions < target.unsqueeze(1))
+    out = dict(batch)
+    out["input_ids"] = batch["input_ids"].masked_fill(filler, pad_token_id)
+    out["attention_mask"] = mask.masked_fill(filler, 1)
+    return out
+
+
+def soft_targets(
+    labels: torch.Tensor, num_classes: int, plan: MixUpPlan | None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """ỹ = λ · smooth(onehot(y)) + (1 − λ) · smooth(onehot(y[partner])), float [B, C].
+
+    Label smoothing applies to each one-hot target before mixing: (1 − ε) · onehot + ε / C.
+    """
+    if labels.dtype.is_floating_point or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"MixUp needs integer class labels in 0..{num_classes - 1}; got values "
+            f"{labels.unique().tolist()[:10]} of dtype {labels.dtype}. Map labels to class ids "
+            "(label2id) and drop rows without a label before training."
+        )
+    targets = F.one_hot(labels, num_classes).to(torch.float32)
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    if plan is not None:
+        targets = mix(targets, plan)
+    return targets
+
+
+def mixup_per_example_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    plan: MixUpPlan | None,
+    problem_type: str,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Per-example loss [B] against the mixed targets, in float32.
+
+    single-label classification: soft-target cross-entropy, identical to
+    λ·CE(y) + (1−λ)·CE(y[partner]); regression: squared error to the mixed float target;
+    multi-label: binary cross-entropy to the mixed multi-hot target, averaged over labels.
+    """
+    logits = logits.float()
+    if problem_type == "regression":
+        targets = labels.to(logits.dtype).view(logits.shape[0], -1)
+        if plan is not None:
+            targets = mix(targets, plan)
+        return (logits.view_as(targets) - targets).pow(2).mean(dim=1)
+    if problem_type == "multi_label_classification":
+        targets = labels.to(logits.dtype)
+        if plan is not None:
+            targets = mix(targets, plan)
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=1)
+    targets = soft_targets(labels, logits.shape[-1], plan, label_smoothing)
+    return F.cross_entropy(logits, targets, reduction="none")
+
+
+def resolve_pad_token_id(tokenizer, name: str) -> int:
+    """The token id that pair/max padding writes: [SEP] (the paper's best), [PAD] or [unused0]."""
+    if name not in MIXUP_PAD_TOKENS:
+        raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {name!r}")
+    if tokenizer is None:
+        raise ValueError(
+            f"mixup_pad_token={name!r} needs the tokenizer to look up its id: pass "
+            "processing_class=tokenizer to MixUpTrainer (or mixup_padding='none')."
+        )
+    if name == "sep":
+        token, token_id = tokenizer.sep_token, tokenizer.sep_token_id
+    elif name == "pad":
+        token, token_id = tokenizer.pad_token, tokenizer.pad_token_id
+    else:
+        token = "[unused0]"
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id == tokenizer.unk_token_id:
+            token_id = None
+    if token_id is None:
+        raise ValueError(
+            f"mixup_pad_token={name!r}: the tokenizer {type(tokenizer).__name__} has no "
+            f"{token or name} token. Choose another of {MIXUP_PAD_TOKENS}."
+        )
+    return int(token_id)

@@ -1,0 +1,147 @@
+"""MixUpTrainer: a transformers.Trainer whose training loss is MixUp's soft-label loss."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from transformers import Trainer
+
+from .arguments import MixUpTrainingArguments
+from .collator import MixUpDataCollator
+from .hooks import get_or_attach_hooks
+from .mixing import MixUpPlan, draw_plan, mixup_per_example_loss, pad_for_mixing, resolve_pad_token_id
+
+logger = logging.getLogger(__name__)
+
+
+class MixUpTrainer(Trainer):
+    """Fine-tunes a sequence classifier with CLS, Input or Manifold MixUp in one forward pass.
+
+    ``MixUpTrainer(model=..., args=MixUpTrainingArguments(...), train_dataset=...,
+    processing_class=tokenizer)`` is all it takes: without a ``data_collator`` it builds a
+    ``MixUpDataCollator`` from the tokenizer. Each training batch gets a plan (partners, λ, level)
+    drawn from a generator keyed by (seed, process index, optimizer step, micro-batch), so a run
+    resumed from a checkpoint mixes exactly like an uninterrupted one and each data-parallel rank
+    draws its own plans. Evaluation and prediction run on clean inputs with the model's own loss.
+    """
+
+    def __init__(self, model=None, args: MixUpTrainingArguments | None = None, data_collator=None, **kwargs):
+        if args is None:
+            args = MixUpTrainingArguments(output_dir="trainer_output")
+        if not isinstance(args, MixUpTrainingArguments):
+            raise TypeError(
+                f"MixUpTrainer needs MixUpTrainingArguments (got {type(args).__name__}): build the "
+                "arguments with mixup_trainer.MixUpTrainingArguments(..., mixup_method=...)."
+            )
+        processing_class = kwargs.get("processing_class")
+        if data_collator is None and hasattr(processing_class, "pad"):
+            data_collator = MixUpDataCollator(processing_class)
+        super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
+        self.mixup_hooks = None
+        self.mixup_levels: tuple[int, ...] = ()
+        self.mixup_pad_token_id: int | None = None
+        self._mixup_log: list[tuple[float, int]] = []
+        self._plan_key = (-1, -1)  # (optimizer step, micro-batch) of the last plan
+        self._warned_single_row = False
+        if self.model is not None:
+            self._setup_mixup(self.model)
+
+    # ----------------------------------------------------------------------------------- setup
+    def _setup_mixup(self, model) -> None:
+        """Validate the MixUp settings against the model and tokenizer before any training."""
+        args = self.args
+        if not args.mixup_enabled:
+            return
+        self.mixup_hooks = get_or_attach_hooks(model)
+        n = model.config.num_hidden_layers
+        self.mixup_levels = args.mixup_levels(n)
+        if args.mixup_padding != "none" and min(self.mixup_levels) <= n:
+            self.mixup_pad_token_id = resolve_pad_token_id(self.processing_class, args.mixup_pad_token)
+        if hasattr(model, "add_model_tags"):
+            model.add_model_tags(["mixup", f"mixup-{args.mixup_method}"])
+
+    def _problem_type(self, model) -> str:
+        config = self.accelerator.unwrap_model(model).config
+        if config.problem_type:
+            return config.problem_type
+        return "regression" if config.num_labels == 1 else "single_label_classification"
+
+    # ------------------------------------------------------------------------------------ plan
+    def _draw_plan(self, batch_size: int) -> MixUpPlan | None:
+        """The plan of this micro-batch, or None when it trains unmixed."""
+        args = self.args
+        if not args.mixup_enabled or self.state.global_step < args.mixup_start * self.state.max_steps:
+            return None
+        if batch_size < 2:
+            if not self._warned_single_row:
+                logger.warning("MixUp: a training batch of one row has no partner; it trains unmixed.")
+                self._warned_single_row = True
+            return None
+        step = self.state.global_step
+        micro = self._plan_key[1] + 1 if self._plan_key[0] == step else 0
+        self._plan_key = (step, micro)
+        rng = np.random.default_rng([args.seed, args.process_index, step, micro])
+        plan = draw_plan(batch_size, args.mixup_alpha, self.mixup_levels, rng)
+        self._mixup_log.append((plan.lam, plan.layer))
+        return plan
+
+    # ------------------------------------------------------------------------------------ loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:
+            # Evaluation / prediction: clean inputs, the model's own (unsmoothed) loss.
+            outputs = model(**inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        if labels is None:
+            raise ValueError(
+                "MixUpTrainer: a training batch has no `labels`. MixUp mixes targets, so every "
+                "training example needs a label (a `label` or `labels` column in the dataset)."
+            )
+        plan = self._draw_plan(labels.shape[0])
+        if plan is not None:
+            plan = plan.to(labels.device)
+            if plan.layer < self.mixup_hooks.num_levels - 1 and self.mixup_pad_token_id is not None:
+                inputs = pad_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id)
+        if self.mixup_hooks is not None:
+            self.mixup_hooks.plan = plan
+        outputs = model(**inputs)
+        per_example = mixup_per_example_loss(
+            outputs.logits, labels, plan, self._problem_type(model), self.args.label_smoothing_factor
+        )
+        if num_items_in_batch is not None:
+            # The Trainer counted the examples of the whole accumulation window (over all ranks when
+            # average_tokens_across_devices); it then skips its own division by the accumulation steps.
+            examples = num_items_in_batch / (labels[0].numel() if labels.dim() > 1 else 1)
+            loss = per_example.sum() / examples
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
+        else:
+            loss = per_example.mean()
+        return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            if self.mixup_hooks is not None:
+                self.mixup_hooks.plan = None  # kept through backward (gradient checkpointing re-runs blocks)
+
+    # --------------------------------------------------------------------------------- logging
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training logs gain the mean λ and the last mixed level since the previous log."""
+        if self._mixup_log and "loss" in logs:
+            lams, levels = zip(*self._mixup_log)
+            logs["mixup_lambda"] = round(float(np.mean(lams)), 4)
+            logs["mixup_layer"] = levels[-1]
+            self._mixup_log.clear()
+        super().log(logs, start_time)
+
+    def create_model_card(self, *args, tags=None, **kwargs):
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        for tag in ("mixup", f"mixup-{self.args.mixup_method}"):
+            if tag not in tags:
+                tags.append(tag)
+        return super().create_model_card(*args, tags=tags, **kwargs)
