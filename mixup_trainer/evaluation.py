@@ -1,0 +1,101 @@
+"""Evaluation helpers for `transformers.Trainer`: the bundled ECE metric and a `compute_metrics` factory.
+
+Hub metrics (`evaluate.load("accuracy")`) need the network, so the task metrics here come from
+scikit-learn / scipy and the calibration metrics from `mixup_trainer.calibration`; everything works
+offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mixup_trainer.calibration import calibration_report
+
+__all__ = ["ECE_METRIC_PATH", "CLASSIFICATION_METRICS", "load_ece", "make_compute_metrics"]
+
+#: Folder of the `evaluate` module, shipped as package data; `evaluate.load(str(ECE_METRIC_PATH))` works anywhere.
+ECE_METRIC_PATH = Path(__file__).resolve().parent / "metrics" / "expected_calibration_error"
+CLASSIFICATION_METRICS = ("accuracy", "matthews_correlation", "f1")
+
+
+def load_ece(**kwargs: Any):
+    """`evaluate.load` of the bundled ECE module.
+
+    Keyword arguments go to `evaluate.load` (e.g. `experiment_id`, `keep_in_memory`) or become the
+    instance's defaults (`n_bins`, `norm`, `from_logits`, `confidence`, `detailed`), e.g.
+    `load_ece(norm="max", from_logits=True)`.
+    """
+    import evaluate  # imported here: `evaluate` pulls in `datasets`, a few seconds on first import
+
+    return evaluate.load(str(ECE_METRIC_PATH), **kwargs)
+
+
+def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable[[Any], dict[str, float]]:
+    """Build a `compute_metrics` for `Trainer`; the Trainer prefixes the keys (`eval_ece`, ...).
+
+    Classification (predictions `[N, C]` logits, C >= 2): `accuracy` always, plus `metric` when it is
+    `"matthews_correlation"` or `"f1"` (binary F1 of class 1 for C = 2, macro F1 otherwise), plus
+    `ece`, `mce`, `brier`, `nll` from the logits (see `mixup_trainer.calibration`; `nll` equals the
+    cross-entropy eval loss of an unmixed model).
+
+    Regression (predictions `[N]` or `[N, 1]`: a `num_labels=1` head): `pearson`, `spearmanr`, `mse`,
+    whatever `metric` says, and no calibration metrics.
+
+    Tuple predictions (models that also return hidden states) use their first element, the logits.
+    """
+    if metric not in CLASSIFICATION_METRICS + ("pearson", "spearmanr", "mse"):
+        raise ValueError(
+            f"Unknown metric {metric!r}: use one of {CLASSIFICATION_METRICS} for classification, or "
+            "'pearson' / 'spearmanr' / 'mse' for regression."
+        )
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        if hasattr(eval_pred, "predictions"):
+            predictions, labels = eval_pred.predictions, eval_pred.label_ids
+        else:
+            predictions, labels = eval_pred
+        if isinstance(predictions, (tuple, list)):
+            predictions = predictions[0]
+        predictions, labels = np.asarray(predictions), np.asarray(labels)
+
+        if predictions.ndim == 1 or predictions.shape[-1] == 1:
+            return _regression_metrics(predictions.reshape(-1), labels.reshape(-1))
+        if metric not in CLASSIFICATION_METRICS:
+            raise ValueError(
+                f"metric={metric!r} is a regression metric but the predictions have shape {predictions.shape} "
+                "(classification logits); choose one of " + ", ".join(CLASSIFICATION_METRICS) + "."
+            )
+        return _classification_metrics(predictions, labels, metric, n_bins)
+
+    return compute_metrics
+
+
+def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str, n_bins: int) -> dict[str, float]:
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    report = calibration_report(logits, labels, n_bins=n_bins, from_logits=True)
+    predicted = logits.argmax(axis=-1)
+    out = {"accuracy": report.accuracy}
+    if metric == "matthews_correlation":
+        out[metric] = float(matthews_corrcoef(labels, predicted))
+    elif metric == "f1":
+        binary = logits.shape[-1] == 2
+        out[metric] = float(f1_score(labels, predicted, average="binary" if binary else "macro"))
+    out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll)
+    return out
+
+
+def _regression_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    from scipy.stats import pearsonr, spearmanr
+
+    predictions, labels = predictions.astype(np.float64), labels.astype(np.float64)
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels.")
+    return {
+        "pearson": float(pearsonr(predictions, labels)[0]),
+        "spearmanr": float(spearmanr(predictions, labels)[0]),
+        "mse": float(np.mean((predictions - labels) ** 2)),
+    }

@@ -1,0 +1,113 @@
+"""Expected Calibration Error as an `evaluate` metric module.
+
+`evaluate.load("<this folder>")` copies this file into its module cache before importing it, so the
+helpers are imported absolutely from the installed `mixup_trainer` package (a relative import would
+break there). All arithmetic lives in `mixup_trainer.calibration`; this file only adapts the inputs.
+"""
+
+import datasets
+import evaluate
+import numpy as np
+
+from mixup_trainer.calibration import NORMS, calibration_report
+
+_CITATION = """\
+@inproceedings{guo2017calibration,
+  title     = {On Calibration of Modern Neural Networks},
+  author    = {Guo, Chuan and Pleiss, Geoff and Sun, Yu and Weinberger, Kilian Q.},
+  booktitle = {Proceedings of the 34th International Conference on Machine Learning},
+  pages     = {1321--1330},
+  year      = {2017},
+}
+"""
+
+_DESCRIPTION = """\
+Expected Calibration Error (ECE): how far a classifier's confidence is from its accuracy. Predictions
+are grouped into `n_bins` equal-width bins by top-label confidence p = max_c P(c); bin m holds p in
+(m/n, (m+1)/n] (p = 0 in the first bin), and ECE = sum_m |B_m|/N * |accuracy(B_m) - confidence(B_m)|.
+Computed in float64. norm="l2" gives the RMS calibration error, norm="max" the maximum (MCE).
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: one row per example, either C probabilities (or logits with `from_logits=True`),
+        or one float per example: P(class 1) of a binary task (or the logit of class 1).
+    references: integer class ids in 0..C-1.
+    n_bins (int): number of equal-width bins, default 15.
+    norm (str): "l1" (ECE, default), "l2" (RMS calibration error) or "max" (MCE).
+    from_logits (bool): predictions are logits; softmax (sigmoid for one float per example) in float64.
+    confidence (str): "top_label" (default) or "positive_class" (binary only: bins P(class 1) against
+        the frequency of class 1, like torchmetrics' binary_calibration_error).
+    detailed (bool): also return MCE, RMSCE, Brier, NLL, accuracy and the per-bin data.
+    n_bins, norm, from_logits, confidence and detailed can also be given to `evaluate.load(...)`, which
+    makes them the defaults of that instance (useful with `evaluate.combine`, which passes the same
+    compute keyword arguments to every module).
+Returns:
+    expected_calibration_error (float): the calibration error under `norm`, in [0, 1].
+    With detailed=True also: maximum_calibration_error, rms_calibration_error, brier_score (multiclass
+    form, in [0, 2]), negative_log_likelihood, accuracy, bin_edges, bin_counts, bin_accuracy and
+    bin_confidence (lists; None for empty bins).
+Examples:
+    >>> ece = evaluate.load("path/to/mixup_trainer/metrics/expected_calibration_error")
+    >>> ece.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
+    {'expected_calibration_error': 0.095}
+"""
+
+
+class ExpectedCalibrationError(evaluate.Metric):
+    """Top-label ECE in float64 with (lo, hi] bins; see mixup_trainer.calibration."""
+
+    def __init__(self, n_bins=15, norm="l1", from_logits=False, confidence="top_label", detailed=False, **kwargs):
+        super().__init__(**kwargs)
+        self._defaults = dict(
+            n_bins=n_bins, norm=norm, from_logits=from_logits, confidence=confidence, detailed=detailed
+        )
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            # Two input forms: a row of C floats per example, or one float per example (binary P(class 1)).
+            # evaluate picks the first form that encodes the first example.
+            features=[
+                datasets.Features(
+                    {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}
+                ),
+                datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+            ],
+            reference_urls=["https://arxiv.org/abs/1706.04599"],
+        )
+
+    def _compute(self, predictions, references, **kwargs):
+        unknown = set(kwargs) - set(self._defaults)
+        if unknown:
+            raise ValueError(f"Unknown arguments {sorted(unknown)}: expected some of {sorted(self._defaults)}.")
+        options = {**self._defaults, **kwargs}
+        if options["norm"] not in NORMS:
+            raise ValueError(f"Unknown norm {options['norm']!r}: use 'l1' (ECE), 'l2' (RMS) or 'max' (MCE).")
+        try:
+            predictions = np.asarray(predictions, dtype=np.float64)
+        except ValueError:
+            raise ValueError(
+                "predictions rows have different lengths: give every example one value per class."
+            ) from None
+        report = calibration_report(
+            predictions,
+            np.asarray(references),
+            n_bins=options["n_bins"],
+            from_logits=options["from_logits"],
+            confidence=options["confidence"],
+        )
+        result = {"expected_calibration_error": report.calibration_error(options["norm"])}
+        if options["detailed"]:
+            details = report.to_dict()
+            result.update(
+                maximum_calibration_error=report.mce,
+                rms_calibration_error=report.rmsce,
+                brier_score=report.brier,
+                negative_log_likelihood=report.nll,
+                accuracy=report.accuracy,
+                **{key: details[key] for key in ("bin_edges", "bin_counts", "bin_accuracy", "bin_confidence")},
+            )
+        return result
