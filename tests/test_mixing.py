@@ -1,0 +1,212 @@
+"""The mixing itself: plans, pair padding, hooks at each level against hand computations, targets."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_tiny_config
+from mixup_trainer import MixUpBertForSequenceClassification, MixUpPlan
+from mixup_trainer.mixing import (
+    draw_partners,
+    draw_plan,
+    mixup_per_example_loss,
+    pad_for_mixing,
+    resolve_pad_token_id,
+    soft_targets,
+)
+
+N_LAYERS = 2  # tiny BERT: levels 0 (embeddings), 1..2 (blocks), 3 (pooled [CLS])
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    torch.manual_seed(0)
+    # large initial weights so that outputs depend visibly on the inputs (BERT's 0.02 gives ~1e-5 logits)
+    m = MixUpBertForSequenceClassification(make_tiny_config(tokenizer, initializer_range=0.5))
+    m.train()  # dropout is 0 in tiny_config, so train mode is deterministic and hooks are live
+    return m
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer):
+    texts = ["a gorgeous, witty, seductive movie.", "bad", "it is a film of quiet power and grace", "meh .", "fun"]
+    return dict(tokenizer(texts, padding=True, return_tensors="pt"))
+
+
+def partners_of(batch_size, seed=0):
+    return draw_partners(batch_size, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 16, 17])
+def test_partners_are_a_perfect_matching(batch_size):
+    p = partners_of(batch_size, seed=batch_size)
+    assert torch.equal(p[p], torch.arange(batch_size))  # p(p(i)) = i
+    fixed = (p == torch.arange(batch_size)).sum().item()
+    assert fixed == batch_size % 2  # only the odd row out is its own partner
+
+
+def test_plan_draws_lambda_from_beta_and_levels_from_the_eligible_set():
+    rng = np.random.default_rng(0)
+    plans = [draw_plan(8, 0.4, (0, 2, 3), rng) for _ in range(4000)]
+    lams = np.array([p.lam for p in plans])
+    assert {p.layer for p in plans} == {0, 2, 3}
+    # Beta(0.4, 0.4): mean 0.5, variance ab/((a+b)^2 (a+b+1)) = 0.16 / (0.64 * 1.8) = 0.1389
+    assert abs(lams.mean() - 0.5) < 0.02
+    assert abs(lams.var() - 0.1389) < 0.01
+
+
+def test_pair_padding_gives_each_pair_the_longer_length_token_and_one_mask(batch, tokenizer):
+    partner = partners_of(5)
+    sep = tokenizer.sep_token_id
+    out = pad_for_mixing(batch, partner, "pair", sep)
+    lengths = batch["attention_mask"].sum(1)
+    for i in range(5):
+        j = partner[i].item()
+        longer = max(lengths[i], lengths[j]).item()
+        assert out["attention_mask"][i].sum().item() == longer
+        assert torch.equal(out["attention_mask"][i], out["attention_mask"][j])  # one shared mask
+        # the original tokens are kept, the extension is [SEP], the rest is untouched padding
+        n = lengths[i].item()
+        assert torch.equal(out["input_ids"][i, :n], batch["input_ids"][i, :n])
+        assert (out["input_ids"][i, n:longer] == sep).all()
+        assert (out["input_ids"][i, longer:] == tokenizer.pad_token_id).all()
+    assert torch.equal(out["token_type_ids"], batch["token_type_ids"])
+
+
+def test_max_padding_attends_everything_and_none_is_untouched(batch, tokenizer):
+    partner = partners_of(5)
+    unused0 = resolve_pad_token_id(tokenizer, "unused0")
+    out = pad_for_mixing(batch, partner, "max", unused0)
+    assert out["attention_mask"].all()
+    lengths = batch["attention_mask"].sum(1)
+    for i in range(5):
+        assert (out["input_ids"][i, lengths[i]:] == unused0).all()
+    assert pad_for_mixing(batch, partner, "none", unused0) is batch
+
+
+def test_pad_token_ids_come_from_the_tokenizer(tokenizer):
+    assert resolve_pad_token_id(tokenizer, "sep") == tokenizer.convert_tokens_to_ids("[SEP]")
+    assert resolve_pad_token_id(tokenizer, "pad") == tokenizer.convert_tokens_to_ids("[PAD]")
+    assert resolve_pad_token_id(tokenizer, "unused0") == tokenizer.convert_tokens_to_ids("[unused0]")
+    with pytest.raises(ValueError, match="one of"):
+        resolve_pad_token_id(tokenizer, "cls")
+
+
+def capture(module, store):
+    """A forward hook registered after the mixing hook sees the (possibly mixed) output."""
+    return module.register_forward_hook(lambda m, a, out: store.append(out if torch.is_tensor(out) else out[0]))
+
+
+def logits_with(model, inputs, plan):
+    model.mixup_hooks.plan = plan
+    try:
+        return model(**inputs).logits
+    finally:
+        model.mixup_hooks.plan = None
+
+
+@pytest.mark.parametrize("level", range(N_LAYERS + 2))
+def test_lambda_one_reproduces_the_unmixed_forward(model, batch, tokenizer, level):
+    partner = partners_of(5)
+    padded = pad_for_mixing(batch, partner, "pair", tokenizer.sep_token_id) if level <= N_LAYERS else batch
+    clean = logits_with(model, padded, None)
+    mixed = logits_with(model, padded, MixUpPlan(partner, 1.0, level))
+    torch.testing.assert_close(mixed, clean, rtol=0, atol=1e-6)
+    # and a real λ changes the output, so the comparison above can fail
+    assert not torch.allclose(logits_with(model, padded, MixUpPlan(partner, 0.3, level)), clean, atol=1e-4)
+
+
+@pytest.mark.parametrize("level", range(N_LAYERS + 2))
+@pytest.mark.parametrize("padding", ["pair", "none"])
+def test_mixing_at_each_level_equals_a_hand_computation(model, batch, tokenizer, level, padding):
+    partner, lam = partners_of(5, seed=level), 0.37
+    inputs = pad_for_mixing(batch, partner, padding, tokenizer.sep_token_id) if level <= N_LAYERS else batch
+    levels = model.mixup_hooks.modules
+    blocks = list(model.bert.encoder.layer)
+
+    clean_out, mixed_out, block_kwargs = [], [], []
+    h_mask = blocks[0].register_forward_pre_hook(lambda m, a, kw: block_kwargs.append((a, kw)), with_kwargs=True)
+    h_clean = capture(levels[level], clean_out)
+    logits_with(model, inputs, None)
+    h_clean.remove(), h_mask.remove()
+    h_mixed = capture(levels[level], mixed_out)
+    logits = logits_with(model, inputs, MixUpPlan(partner, lam, level))
+    h_mixed.remove()
+
+    h = clean_out[0]
+    expected = lam * h + (1 - lam) * h[partner]
+    torch.testing.assert_close(mixed_out[0], expected, rtol=0, atol=1e-6)
+
+    # continue by hand from the mixed level through the remaining blocks, the pooler and the head
+    args, kwargs = block_kwargs[0]
+    attention_mask = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+    with torch.no_grad():
+        x = expected
+        if level <= N_LAYERS:
+            for block in blocks[level:]:
+                x = block(x, attention_mask)
+            x = model.bert.pooler(x)
+        manual_logits = model.classifier(x)
+    torch.testing.assert_close(logits, manual_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_eval_mode_and_no_plan_are_the_parent_model(model, batch):
+    from transformers import BertForSequenceClassification
+
+    parent = BertForSequenceClassification(model.config)
+    parent.load_state_dict(model.state_dict())
+    parent.train()
+    torch.testing.assert_close(logits_with(model, batch, None), parent(**batch).logits, rtol=0, atol=0)
+    model.eval()
+    try:
+        plan = MixUpPlan(partners_of(5), 0.3, 1)
+        torch.testing.assert_close(logits_with(model, batch, plan), parent.eval()(**batch).logits, rtol=0, atol=0)
+    finally:
+        model.train()
+
+
+def test_soft_targets_mix_one_hots_with_the_same_lambda():
+    labels = torch.tensor([0, 2, 1, 2])
+    plan = MixUpPlan(torch.tensor([1, 0, 3, 2]), 0.7, 0)
+    expected = torch.tensor([[0.7, 0, 0.3], [0.3, 0, 0.7], [0, 0.7, 0.3], [0, 0.3, 0.7]])
+    torch.testing.assert_close(soft_targets(labels, 3, plan), expected)
+    torch.testing.assert_close(soft_targets(labels, 3, None), F.one_hot(labels, 3).float())
+
+
+def test_label_smoothing_applies_before_mixing():
+    labels = torch.tensor([0, 1])
+    plan = MixUpPlan(torch.tensor([1, 0]), 0.75, 0)
+    eps, c = 0.1, 4
+    smooth = lambda y: [(1 - eps) * (k == y) + eps / c for k in range(c)]  # noqa: E731
+    expected = torch.tensor([
+        [0.75 * a + 0.25 * b for a, b in zip(smooth(0), smooth(1))],
+        [0.75 * a + 0.25 * b for a, b in zip(smooth(1), smooth(0))],
+    ])
+    torch.testing.assert_close(soft_targets(labels, c, plan, eps), expected)
+
+
+def test_soft_cross_entropy_equals_the_lambda_weighted_pair_of_losses():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    plan = MixUpPlan(partners_of(6), 0.62, 0)
+    got = mixup_per_example_loss(logits, labels, plan, "single_label_classification")
+    want = 0.62 * F.cross_entropy(logits, labels, reduction="none") + 0.38 * F.cross_entropy(
+        logits, labels[plan.partner], reduction="none")
+    torch.testing.assert_close(got, want)
+
+
+def test_regression_mixes_float_targets_with_squared_error():
+    preds, targets = torch.tensor([[1.0], [2.0], [0.5], [4.0]]), torch.tensor([3.0, 1.0, 2.0, 0.0])
+    plan = MixUpPlan(torch.tensor([1, 0, 3, 2]), 0.25, 0)
+    mixed = 0.25 * targets + 0.75 * targets[plan.partner]  # [1.5, 2.5, 0.5, 1.5]
+    got = mixup_per_example_loss(preds, targets, plan, "regression")
+    torch.testing.assert_close(got, (preds.squeeze(1) - mixed) ** 2)
+    torch.testing.assert_close(got, torch.tensor([0.25, 0.25, 0.0, 6.25]))
+
+
+def test_labels_outside_the_classes_are_an_error():
+    with pytest.raises(ValueError, match="class labels in 0..1"):
+        soft_targets(torch.tensor([0, 2]), 2, None)
+    with pytest.raises(ValueError, match="class labels"):
+        soft_targets(torch.tensor([0, -100]), 2, None)
