@@ -1,0 +1,547 @@
+"""What ``run_glue_mixup.py`` and ``run_boolq_mixup.py`` share: arguments, defaults, the run itself.
+
+The scripts follow transformers' ``examples/pytorch/text-classification/run_glue.py`` (same flags,
+``all_results.json``, checkpoints, model card), with four additions:
+
+* ``--paper_defaults`` fills in the paper's Table 6 values for the task; any flag the user gave
+  (on the command line or in the JSON config) wins over them.
+* Without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates. Training with an
+  evaluation set evaluates every epoch and ends on the best epoch by the task's metric
+  (``load_best_model_at_end``), keeping one model-only checkpoint besides the best one; each of
+  these defaults gives way to an explicit flag.
+* The evaluation report is the paper's: task metric, loss, ECE, MCE, Brier and NLL of the best
+  epoch in ``all_results.json``, plus a reliability diagram and per-example probabilities.
+* The model card records the MixUp settings, the data (task, sample size and seed) and the
+  calibration numbers, and is written even without ``--push_to_hub``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .tasks import Task, get_task, load_raw_datasets, sample_rows
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "eval_predictions.jsonl"
+TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
+DIAGRAM_FILE = "eval_reliability_diagram.png"
+CALIBRATION_FILE = "eval_calibration.json"
+
+
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune (as in run_glue.py), plus the dropout of the paper's Table 6."""
+
+    model_name_or_path: str = field(metadata={"help": "Hub model id or local folder, e.g. bert-base-uncased."})
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+    model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models or data."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom code from the Hub."})
+    hidden_dropout_prob: float | None = field(
+        default=None, metadata={"help": "Override the model's hidden dropout (the paper: 0.1). Default: keep it."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "Load a checkpoint whose classifier head has another number of labels."}
+    )
+
+
+@dataclass
+class DataTrainingArguments:
+    """Which data, how much of it, and how it is tokenised."""
+
+    task: str | None = field(
+        default=None,
+        metadata={"aliases": ["--task_name"], "help": "Task name: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, "
+                  "wnli, imdb, ag_news, boolq."},
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset to use instead of the task's default (e.g. google/boolq)."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Config of --dataset_name."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder in the original release layout (GLUE: train.tsv, dev.tsv, optional test.tsv; "
+                  "MNLI: dev_matched.tsv; BoolQ: train.jsonl, val.jsonl)."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json or jsonl."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation data: csv, tsv, json or jsonl."})
+    test_file: str | None = field(default=None, metadata={"help": "Prediction data (labels optional)."})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Longer inputs are truncated. Default: the task's (128; BoolQ 256)."}
+    )
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every example to max_seq_length (else pad each batch to its longest)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a random sample of this many examples (low-resource runs)."}
+    )
+    train_sample_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the --max_train_samples sample. Default: --seed."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Predict on the first N examples."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-run tokenisation of cached Hub datasets."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders) instead of "
+                  "resuming from its last checkpoint."},
+    )
+    paper_defaults: bool = field(
+        default=False,
+        metadata={"help": "Use the paper's Table 6 values for the task (learning rate, epochs, batch size 16, "
+                  "alpha, max length, dropout 0.1); flags you give explicitly win."},
+    )
+    calibration_bins: int = field(default=15, metadata={"help": "Equal-width bins of ECE/MCE and the diagram."})
+
+
+# ------------------------------------------------------------------------------------ arguments
+def _dataclass_types():
+    from .arguments import MixUpTrainingArguments
+
+    return ModelArguments, DataTrainingArguments, MixUpTrainingArguments
+
+
+def _field_defaults(types) -> dict:
+    values = {}
+    for dtype in types:
+        for f in dataclasses.fields(dtype):
+            if not f.init:
+                continue
+            if f.default is not dataclasses.MISSING:
+                values[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
+    return values
+
+
+def explicit_keys(argv: list[str]) -> set[str]:
+    """Names of the arguments given on the command line (abbreviations and aliases included).
+
+    Parses ``argv`` with every default replaced by a sentinel: whatever is not the sentinel
+    afterwards was typed by the user. Comparing values with the defaults would miss a flag given
+    with its default value (``--learning_rate 5e-5`` must still beat ``--paper_defaults``).
+    """
+    from transformers import HfArgumentParser
+
+    unset = object()
+    parser = HfArgumentParser(_dataclass_types())
+    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
+    return {key for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
+
+
+def run_defaults(task: Task, values: dict, explicit: set[str]) -> dict:
+    """The scripts' defaults (see the module docstring) for the arguments the user did not give."""
+    out = {}
+    if not any(values.get(k) for k in ("do_train", "do_eval", "do_predict")):
+        out.update(do_train=True, do_eval=True)
+    if not (out.get("do_train", values.get("do_train")) and out.get("do_eval", values.get("do_eval"))):
+        return out
+    candidates = {"eval_strategy": "epoch"}
+    strategy = values.get("eval_strategy") if "eval_strategy" in explicit else "epoch"
+    strategy = str(getattr(strategy, "value", strategy))
+    if strategy != "no":
+        candidates.update(
+            save_strategy=strategy,
+            load_best_model_at_end=True,
+            metric_for_best_model=task.metric,
+            greater_is_better=True,
+            save_total_limit=1,
+            save_only_model=True,
+        )
+        if strategy == "epoch":
+            candidates["logging_strategy"] = "epoch"
+        if strategy == "steps" and values.get("eval_steps"):
+            candidates["save_steps"] = values["eval_steps"]
+    out.update({k: v for k, v in candidates.items() if k not in explicit})
+    return out
+
+
+def _multi_process_without_accelerator() -> bool:
+    """True under torchrun / accelerate launch with several processes on a machine with no GPU.
+
+    There TrainingArguments needs ``use_cpu=True`` to set up gloo data parallelism; without it each
+    process trains alone, believes it is rank 0 and writes the same files.
+    """
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
+
+
+def parse_args(argv: list[str] | None = None, default_task: str | None = None):
+    """(model_args, data_args, training_args, task) from argv or a single JSON config file."""
+    from transformers import HfArgumentParser
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    types = _dataclass_types()
+    parser = HfArgumentParser(types)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        given = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+        if "task_name" in given:
+            given.setdefault("task", given.pop("task_name"))
+        explicit = set(given)
+        values = {**_field_defaults(types), **given}
+    else:
+        values = vars(parser.parse_args(argv))
+        explicit = explicit_keys(argv)
+    if default_task and "task" not in explicit:
+        values["task"] = default_task
+    task = get_task(values.get("task"))
+    values["task"] = task.name
+    if values.get("paper_defaults"):
+        values.update({k: v for k, v in task.paper_defaults().items() if k not in explicit})
+        if task.learning_rate is None and "learning_rate" not in explicit:
+            logger.warning("The paper gives no learning rate for %s: keeping --learning_rate %s",
+                           task.name, values.get("learning_rate"))
+    values.update(run_defaults(task, values, explicit))
+    if "use_cpu" not in explicit and _multi_process_without_accelerator():
+        values["use_cpu"] = True
+    model_args, data_args, training_args = parser.parse_dict(values)
+    if data_args.max_seq_length is None:
+        data_args.max_seq_length = task.max_seq_length
+    if data_args.train_sample_seed is None:
+        data_args.train_sample_seed = training_args.seed
+    return model_args, data_args, training_args, task
+
+
+# ------------------------------------------------------------------------------------------ run
+def _setup_logging(training_args) -> None:
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()  # the default of run_glue.py: info on the main process
+    log_level = training_args.get_process_log_level()
+    logging.getLogger("mixup_trainer").setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logger.warning(
+        "Process rank: %s, device: %s, n_gpu: %s, distributed training: %s",
+        training_args.process_index, training_args.device, training_args.n_gpu,
+        training_args.parallel_mode.value == "distributed",
+    )
+
+
+def _checkpoint_to_resume(training_args, data_args) -> str | None:
+    """run_glue.py's rule: resume from the last checkpoint in output_dir, refuse other leftovers."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = training_args.output_dir
+    if training_args.resume_from_checkpoint is not None:
+        return training_args.resume_from_checkpoint
+    if not training_args.do_train or not os.path.isdir(out):
+        return None
+    if data_args.overwrite_output_dir:
+        with training_args.main_process_first(desc="clearing old checkpoints"):
+            if training_args.should_save:
+                for old in Path(out).glob("checkpoint-*"):
+                    shutil.rmtree(old, ignore_errors=True)
+        return None
+    last = get_last_checkpoint(out)
+    if last is None and os.listdir(out):
+        raise ValueError(f"Output directory ({out}) already exists and is not empty. "
+                         "Use --overwrite_output_dir to overwrite it.")
+    if last is not None:
+        logger.info("Checkpoint detected, resuming training at %s. To start afresh, pass --overwrite_output_dir.",
+                    last)
+    return last
+
+
+def _load_model_and_tokenizer(model_args, task: Task):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from .modeling import MixUpBertForSequenceClassification
+
+    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token,
+           "trust_remote_code": model_args.trust_remote_code}
+    config = AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path,
+                                        num_labels=task.num_labels, finetuning_task=task.name, **hub)
+    if task.is_regression:
+        config.problem_type = "regression"
+    else:
+        config.problem_type = "single_label_classification"
+        config.id2label = dict(enumerate(task.label_names))
+        config.label2id = {name: i for i, name in enumerate(task.label_names)}
+    if model_args.hidden_dropout_prob is not None:
+        if hasattr(config, "hidden_dropout_prob"):
+            config.hidden_dropout_prob = model_args.hidden_dropout_prob
+        else:  # e.g. DistilBERT calls it `dropout`; --paper_defaults must not break such models
+            logger.warning("hidden_dropout_prob=%s ignored: %s configs have no such field",
+                           model_args.hidden_dropout_prob, config.model_type)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub)
+    # BERT gets the hooked subclass; other models load as usual and MixUpTrainer says if it cannot mix them.
+    model_class = MixUpBertForSequenceClassification if config.model_type == "bert" else AutoModelForSequenceClassification
+    model = model_class.from_pretrained(model_args.model_name_or_path, config=config,
+                                        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub)
+    return model, tokenizer
+
+
+def _tokenise(raw, tokenizer, task: Task, data_args, training_args, pad_to_max: bool):
+    max_length = data_args.max_seq_length
+    if tokenizer.model_max_length and max_length > tokenizer.model_max_length:
+        logger.warning("max_seq_length %d exceeds the model's %d; using %d",
+                       max_length, tokenizer.model_max_length, tokenizer.model_max_length)
+        max_length = tokenizer.model_max_length
+
+    def preprocess(batch):
+        texts = [batch[column] for column in task.text_columns]
+        return tokenizer(*texts, padding="max_length" if pad_to_max else False, max_length=max_length,
+                         truncation=True)
+
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        return raw.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
+                       remove_columns=list(task.text_columns) + ["idx"],
+                       load_from_cache_file=not data_args.overwrite_cache, desc="Tokenising"), max_length
+
+
+def pads_to_max_length(data_args, training_args) -> bool:
+    """Pad every example to max_seq_length? Asked for directly, or by ``--mixup_padding max``, whose
+    meaning (mixed sequences attend the full padded length) only matches the paper's "max" padding
+    when that length is max_seq_length rather than each batch's longest sentence."""
+    return data_args.pad_to_max_length or training_args.mixup_padding == "max"
+
+
+def _best_epoch(state) -> float | None:
+    """Epoch of the checkpoint that load_best_model_at_end restored (None without selection)."""
+    step = state.best_global_step
+    if step is None and state.best_model_checkpoint:
+        step = int(state.best_model_checkpoint.rstrip("/").rsplit("-", 1)[-1])
+    if step is None:
+        return None
+    for log in state.log_history:
+        if log.get("step") == step and any(k.startswith("eval_") for k in log):
+            return log.get("epoch")
+    return None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
+    """One JSON line per example: idx, label (-1 if unknown), prediction, probs (classification)."""
+    with open(path, "w", encoding="utf-8") as f:
+        if task.is_regression:
+            for row, value in zip(raw, logits.reshape(-1)):
+                f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}) + "\n")
+            return
+        probs = _softmax(logits)
+        for row, p in zip(raw, probs):
+            pred = int(p.argmax())
+            f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
+                                "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}) + "\n")
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def model_card_section(task: Task, training_args, data_summary: dict, eval_metrics: dict | None) -> str:
+    """Markdown appended to the generated model card: how the model was trained and how well it is
+    calibrated, which the generic Trainer card cannot know."""
+    a = training_args
+    layers = a.mixup_layers or "all of 0..n+1"
+    lines = [
+        "",
+        "## MixUp training",
+        "",
+        "Trained with [mixup-trainer](https://arxiv.org/abs/2102.11402) (Zhang & Vaidya, 2021).",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| mixup_method | {a.mixup_method} |",
+        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.mixup_alpha} |",
+        f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
+        f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",
+        f"| mixup_start (fraction of training) | {a.mixup_start} |",
+        "",
+        "## Data",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in data_summary.items()]
+    if eval_metrics:
+        keys = [k for k in (f"eval_{task.metric}", "eval_accuracy", "eval_loss", "eval_ece", "eval_mce",
+                            "eval_brier", "eval_nll") if k in eval_metrics]
+        keys = list(dict.fromkeys(keys))
+        epoch = eval_metrics.get("best_epoch", eval_metrics.get("epoch", 0))
+        lines += [
+            "",
+            f"## Evaluation and calibration (epoch {epoch:g}, {eval_metrics.get('eval_samples')} examples)",
+            "",
+            "ECE and MCE use the top-label confidence in "
+            f"{data_summary.get('calibration bins', 15)} equal-width bins (Guo et al., 2017).",
+            "",
+            "| " + " | ".join(k.removeprefix("eval_") for k in keys) + " |",
+            "|" + "---|" * len(keys),
+            "| " + " | ".join(_fmt(eval_metrics[k]) for k in keys) + " |",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def prepare_data(task: Task, data_args, training_args, model_args):
+    """(raw DatasetDict of the splits the run needs, data summary for the model card, local sources).
+
+    The training set is a seeded random sample when --max_train_samples is given; evaluation and
+    test sets are cut to their first N rows, as in run_glue.py.
+    """
+    splits = [s for s, on in (("train", training_args.do_train), ("validation", training_args.do_eval),
+                              ("test", training_args.do_predict)) if on]
+    local = {k: v for k, v in (("data_dir", data_args.data_dir), ("train_file", data_args.train_file),
+                               ("validation_file", data_args.validation_file), ("test_file", data_args.test_file)) if v}
+    raw = load_raw_datasets(task, splits, data_args.data_dir, data_args.train_file, data_args.validation_file,
+                            data_args.test_file, data_args.dataset_name, data_args.dataset_config_name,
+                            model_args.cache_dir)
+    summary = {"task": f"{task.name} (best epoch by {task.metric})",
+               "source": ", ".join(f"{k} {v}" for k, v in local.items()) if local
+               else f"Hub: {data_args.dataset_name or task.hub_path}"}
+    if "train" in raw:
+        n_all = len(raw["train"])
+        raw["train"] = sample_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
+        summary["training examples"] = (
+            f"{len(raw['train'])} of {n_all} (random sample, seed {data_args.train_sample_seed})"
+            if len(raw["train"]) < n_all else f"{n_all} (all)")
+        logger.info("Training on %s examples", summary["training examples"])
+    for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
+        if split in raw and limit is not None:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    if "validation" in raw:
+        summary["evaluation examples"] = len(raw["validation"])
+    summary["max_seq_length"] = data_args.max_seq_length
+    summary["calibration bins"] = data_args.calibration_bins
+    return raw, summary, local
+
+
+def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, training_args, n_bins: int) -> None:
+    """Per-example predictions, and for classification the reliability diagram and its bin data."""
+    _write_predictions(os.path.join(out, PREDICTIONS_FILE), raw_eval, logits, task)
+    if task.is_regression:
+        return
+    from .calibration import calibration_report, plot_reliability_diagram
+
+    report = calibration_report(logits, np.asarray(raw_eval["label"]), from_logits=True, n_bins=n_bins)
+    Path(out, CALIBRATION_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.mixup_alpha})"
+    plot_reliability_diagram(report, path=os.path.join(out, DIAGRAM_FILE), title=title)
+
+
+def _trainer_class():
+    from .trainer import MixUpTrainer
+
+    class RunScriptTrainer(MixUpTrainer):
+        """MixUpTrainer whose model card ends with ``card_section``. ``push_to_hub`` re-creates the
+        card, so the section is added inside ``create_model_card`` rather than after it."""
+
+        card_section: str = ""
+
+        def create_model_card(self, *args, **kwargs):
+            super().create_model_card(*args, **kwargs)
+            if self.card_section and self.is_world_process_zero():
+                with open(os.path.join(self.args.output_dir, "README.md"), "a", encoding="utf-8") as f:
+                    f.write(self.card_section)
+
+    return RunScriptTrainer
+
+
+def main(argv: list[str] | None = None, default_task: str | None = None) -> dict:
+    """Run one fine-tuning job; returns the metrics written to all_results.json (on every process)."""
+    from transformers import set_seed
+
+    from .collator import MixUpDataCollator
+    from .evaluation import make_compute_metrics
+
+    model_args, data_args, training_args, task = parse_args(argv, default_task)
+    _setup_logging(training_args)
+    logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
+    resume = _checkpoint_to_resume(training_args, data_args)
+    set_seed(training_args.seed)
+
+    raw, data_summary, local = prepare_data(task, data_args, training_args, model_args)
+
+    model, tokenizer = _load_model_and_tokenizer(model_args, task)
+    pad_to_max = pads_to_max_length(data_args, training_args)
+    tokenised, max_length = _tokenise(raw, tokenizer, task, data_args, training_args, pad_to_max)
+    # None: MixUpTrainer builds its dynamically padding MixUpDataCollator(tokenizer).
+    collator = MixUpDataCollator(tokenizer, padding="max_length", max_length=max_length) if pad_to_max else None
+
+    trainer = _trainer_class()(
+        model=model,
+        args=training_args,
+        train_dataset=tokenised.get("train"),
+        eval_dataset=tokenised.get("validation"),
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=make_compute_metrics(task.metric, n_bins=data_args.calibration_bins),
+    )
+
+    all_metrics: dict = {}
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()  # the best epoch's weights when load_best_model_at_end
+        metrics = {**result.metrics, "train_samples": len(raw["train"])}
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        all_metrics.update(metrics)
+
+    eval_metrics = None
+    if training_args.do_eval:
+        logger.info("*** Evaluate ***")
+        output = trainer.predict(tokenised["validation"], metric_key_prefix="eval")
+        eval_metrics = {**output.metrics, "eval_samples": len(raw["validation"])}
+        best = _best_epoch(trainer.state)
+        if best is not None:
+            eval_metrics["best_epoch"] = best
+            eval_metrics["best_global_step"] = trainer.state.best_global_step
+        elif trainer.state.epoch is not None:
+            eval_metrics["epoch"] = trainer.state.epoch
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        all_metrics.update(eval_metrics)
+        if trainer.is_world_process_zero():
+            write_eval_report(training_args.output_dir, raw["validation"], np.asarray(output.predictions), task,
+                              training_args, data_args.calibration_bins)
+
+    if training_args.do_predict:
+        logger.info("*** Predict ***")
+        test = tokenised["test"].remove_columns("label")
+        logits = np.asarray(trainer.predict(test, metric_key_prefix="predict").predictions)
+        if trainer.is_world_process_zero():
+            _write_predictions(os.path.join(training_args.output_dir, TEST_PREDICTIONS_FILE), raw["test"], logits,
+                               task)
+
+    trainer.card_section = model_card_section(task, training_args, data_summary, eval_metrics)
+    card = {"finetuned_from": model_args.model_name_or_path, "tasks": "text-classification",
+            "tags": ["mixup", f"mixup-{training_args.mixup_method}", task.name]}
+    if local:
+        card["dataset"] = f"{task.name} ({', '.join(map(str, local.values()))})"
+    else:
+        card.update(dataset_tags=data_args.dataset_name or task.hub_path, dataset_args=task.hub_config,
+                    dataset=f"{data_args.dataset_name or task.hub_path} {task.hub_config or ''}".strip())
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**card)
+    else:
+        trainer.create_model_card(**card)
+    return all_metrics

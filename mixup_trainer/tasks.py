@@ -1,0 +1,454 @@
+"""Task registry and data loading for the run scripts.
+
+One frozen :class:`Task` per task says where the data lives on the Hub, which columns hold the
+text, what the labels are called, which metric picks the best epoch, and the hyperparameters of
+the paper's Table 6 (Zhang & Vaidya, 2021). :func:`load_raw_datasets` turns either the Hub dataset
+or local files into one uniform schema, so nothing downstream needs to know where data came from:
+
+    <the task's text columns> (str), ``label`` (int class id, float for STS-B, -1 when unlabelled),
+    ``idx`` (int: the file's index/id column, else the row number).
+
+Local files are read as released. GLUE TSVs are not valid CSV (an unmatched ``"`` is common, e.g.
+RTE train row 2164), so they are split on tabs with no quote handling at all (``csv.QUOTE_NONE``);
+a quote-aware reader silently merges rows. Release column names (``#1 String``, ``gold_label``,
+``is_duplicate`` ...) and the Hub names (``sentence1``, ``label`` ...) are both accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+LOCAL_EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the scripts need to know about one task.
+
+    ``learning_rate`` / ``num_train_epochs`` / ``mixup_alpha`` / ``max_seq_length`` /
+    ``batch_size`` / ``dropout`` are the paper's Table 6 values (batch 16, dropout 0.1, length 128,
+    10 epochs, alpha 1.0 unless the table says otherwise). ``learning_rate`` is None where the
+    paper gives none for the task: ``--paper_defaults`` then leaves the learning rate alone rather
+    than invent one.
+    """
+
+    name: str
+    hub_path: str
+    hub_config: str | None
+    text_columns: tuple[str, ...]
+    label_names: tuple[str, ...] | None  # None: regression (one output, MSE)
+    metric: str = "accuracy"
+    hub_splits: tuple[tuple[str, str | None], ...] = (("train", "train"), ("validation", "validation"), ("test", "test"))
+    # Local release layout: file names per split inside --data_dir (first one found wins).
+    data_files: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("train", ("train.tsv",)),
+        ("validation", ("dev.tsv",)),
+        ("test", ("test.tsv",)),
+    )
+    # Other names a column has in release files: (canonical name, (accepted names...)).
+    column_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    headerless_columns: tuple[str, ...] | None = None  # CoLA's train/dev files have no header
+    # The paper's Table 6.
+    learning_rate: float | None = None
+    num_train_epochs: float = 10
+    mixup_alpha: float = 1.0
+    max_seq_length: int = 128
+    batch_size: int = 16
+    dropout: float = 0.1
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+    def hub_split(self, split: str) -> str | None:
+        return dict(self.hub_splits).get(split)
+
+    def file_candidates(self, split: str) -> tuple[str, ...]:
+        return dict(self.data_files).get(split, ())
+
+    def accepted_names(self, column: str) -> tuple[str, ...]:
+        """Names under which ``column`` may appear in a file, the canonical one first."""
+        extra = dict(self.column_aliases).get(column, ())
+        if column == "label":
+            extra = extra + ("labels",)
+        if column == "idx":
+            extra = extra + ("index", "id")
+        return (column,) + tuple(name for name in extra if name != column)
+
+    def paper_defaults(self) -> dict[str, object]:
+        """Table 6 as argument names of the run scripts (ModelArguments, DataTrainingArguments,
+        MixUpTrainingArguments)."""
+        values = {
+            "num_train_epochs": self.num_train_epochs,
+            "per_device_train_batch_size": self.batch_size,
+            "mixup_alpha": self.mixup_alpha,
+            "max_seq_length": self.max_seq_length,
+            "hidden_dropout_prob": self.dropout,
+        }
+        if self.learning_rate is not None:
+            values["learning_rate"] = self.learning_rate
+        return values
+
+
+def _glue(name, config, text_columns, label_names, **kwargs) -> Task:
+    return Task(name=name, hub_path="nyu-mll/glue", hub_config=config, text_columns=text_columns,
+                label_names=label_names, **kwargs)
+
+
+_ENTAILMENT = ("entailment", "not_entailment")
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        _glue("cola", "cola", ("sentence",), ("unacceptable", "acceptable"), metric="matthews_correlation",
+              headerless_columns=("source", "label", "annotation", "sentence"),
+              learning_rate=2e-5, num_train_epochs=5, mixup_alpha=0.75),
+        _glue("sst2", "sst2", ("sentence",), ("negative", "positive")),
+        _glue("mrpc", "mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
+              column_aliases=(("sentence1", ("#1 String",)), ("sentence2", ("#2 String",)),
+                              ("label", ("Quality",)))),
+        _glue("qqp", "qqp", ("question1", "question2"), ("not_duplicate", "duplicate"),
+              column_aliases=(("label", ("is_duplicate",)),)),
+        _glue("stsb", "stsb", ("sentence1", "sentence2"), None, metric="pearson",
+              column_aliases=(("label", ("score",)),)),
+        _glue("mnli", "mnli", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"),
+              hub_splits=(("train", "train"), ("validation", "validation_matched"), ("test", "test_matched")),
+              data_files=(("train", ("train.tsv",)), ("validation", ("dev_matched.tsv",)),
+                          ("test", ("test_matched.tsv",))),
+              column_aliases=(("premise", ("sentence1",)), ("hypothesis", ("sentence2",)),
+                              ("label", ("gold_label",)))),
+        _glue("qnli", "qnli", ("question", "sentence"), _ENTAILMENT),
+        _glue("rte", "rte", ("sentence1", "sentence2"), _ENTAILMENT, learning_rate=3e-5, num_train_epochs=5),
+        _glue("wnli", "wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment")),
+        # IMDb and AG News have no validation split: the paper (like most work) reports on test.
+        Task("imdb", "stanfordnlp/imdb", None, ("text",), ("neg", "pos"),
+             hub_splits=(("train", "train"), ("validation", "test"), ("test", None)),
+             data_files=tuple((s, tuple(f"{s}{e}" for e in (".csv", ".jsonl", ".json", ".tsv")))
+                              for s in SPLITS),
+             learning_rate=1e-5),
+        Task("ag_news", "fancyzhx/ag_news", None, ("text",), ("World", "Sports", "Business", "Sci/Tech"),
+             hub_splits=(("train", "train"), ("validation", "test"), ("test", None)),
+             data_files=tuple((s, tuple(f"{s}{e}" for e in (".csv", ".jsonl", ".json", ".tsv")))
+                              for s in SPLITS),
+             learning_rate=2e-5),
+        # SuperGLUE release: train.jsonl / val.jsonl / test.jsonl with label true/false.
+        # google/boolq on the Hub calls the label `answer` (a bool).
+        Task("boolq", "aps/super_glue", "boolq", ("question", "passage"), ("False", "True"),
+             data_files=(("train", ("train.jsonl",)), ("validation", ("val.jsonl", "dev.jsonl")),
+                         ("test", ("test.jsonl",))),
+             column_aliases=(("label", ("answer",)),),
+             learning_rate=2e-5, max_seq_length=256),
+    )
+}
+
+
+def get_task(name: str | None) -> Task:
+    """The registered task called ``name`` (case-insensitive; ``sst-2``/``sts-b`` accepted)."""
+    key = (name or "").lower().replace("-", "")
+    key = "ag_news" if key in ("agnews", "ag_news") else key
+    if key not in TASKS:
+        raise ValueError(f"Unknown task {name!r}: choose one of {', '.join(TASKS)} (--task).")
+    return TASKS[key]
+
+
+# --------------------------------------------------------------------------------- local files
+class DataFormatError(ValueError):
+    """A local data file that cannot be read as the task's data; the message names the file."""
+
+
+def _read_tsv(path: Path, task: Task) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(column names, [(line number, fields)]) of a GLUE release TSV, header or not.
+
+    The header is recognised by the task's text column names; CoLA's headerless layout by its
+    field count. A row with surplus *empty* fields just before its last field (RTE train row 2164)
+    is repaired by taking the last field as the last column, which in every GLUE TSV is the label;
+    any other row of the wrong width is an error rather than a silently shifted example.
+    """
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = [(n, fields) for n, fields in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1)
+                if fields]
+    if not rows:
+        raise DataFormatError(f"{path}: the file is empty")
+    first = rows[0][1]
+    if any(_find(first, task.accepted_names(c)) is not None for c in task.text_columns):
+        header, rows = first, rows[1:]
+    elif task.headerless_columns and len(first) == len(task.headerless_columns):
+        header = list(task.headerless_columns)
+    else:
+        expected = " / ".join(task.accepted_names(task.text_columns[0]))
+        layout = f", or {len(task.headerless_columns)} headerless columns" if task.headerless_columns else ""
+        raise DataFormatError(
+            f"{path}: not a {task.name} TSV: the first line has no {expected!r} column{layout} "
+            f"(first line: {first[:6]})"
+        )
+    width = len(header)
+    fixed = []
+    for n, fields in rows:
+        while len(fields) > width and fields[-1] == "":
+            fields = fields[:-1]  # trailing tab
+        if len(fields) > width and not any(fields[width - 1:-1]):
+            fields = fields[: width - 1] + fields[-1:]
+        if len(fields) != width:
+            raise DataFormatError(
+                f"{path}, line {n}: {len(fields)} tab-separated fields where the header has {width} "
+                f"({header}); fix the row or drop it"
+            )
+        fixed.append((n, fields))
+    return header, fixed
+
+
+def _read_records(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """CSV (quoted as CSV files are), JSON lines, or a JSON array of objects."""
+    suffix = path.suffix.lower()
+    with open(path, encoding="utf-8", newline="") as f:
+        if suffix == ".csv":
+            reader = csv.DictReader(f)
+            records = [(n, row) for n, row in enumerate(reader, 2)]
+            return list(reader.fieldnames or []), records
+        text = f.read()
+    if text.lstrip().startswith("["):
+        records = list(enumerate(json.loads(text), 1))
+    else:
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append((n, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise DataFormatError(f"{path}, line {n}: not JSON ({err.msg})") from None
+    columns = []
+    for _, record in records:
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}: expected JSON objects (one example each), got {type(record).__name__}")
+        columns.extend(k for k in record if k not in columns)
+    return columns, records
+
+
+def _find(columns, names) -> str | None:
+    for name in names:
+        if name in columns:
+            return name
+    return None
+
+
+def label_to_id(value, task: Task, where: str) -> int | float:
+    """Class id (or float score) of a label as files write it: a name, an index, or a bool."""
+    if task.is_regression:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise DataFormatError(f"{where}: label {value!r} is not a number (task {task.name} is regression)") from None
+    names = task.label_names
+    if isinstance(value, bool) and len(names) == 2:
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        value = int(value)
+        if 0 <= value < len(names):
+            return value
+    if isinstance(value, str):
+        text = value.strip()
+        lowered = [name.lower() for name in names]
+        if text in names:
+            return names.index(text)
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            return int(text)
+    raise DataFormatError(
+        f"{where}: label {value!r} is not a label of task {task.name}; valid labels: "
+        f"{', '.join(names)} (or their ids 0..{len(names) - 1})"
+    )
+
+
+def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
+    """A local file as a ``datasets.Dataset`` in the uniform schema (see the module docstring).
+
+    Text columns must be present under one of their accepted names; so must the label, except for
+    the test split (unlabelled test files get label -1, as on the Hub).
+    """
+    import datasets
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{split} file {path} does not exist")
+    if path.suffix.lower() not in LOCAL_EXTENSIONS:
+        raise DataFormatError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_EXTENSIONS)}")
+    if path.suffix.lower() == ".tsv":
+        header, rows = _read_tsv(path, task)
+        records = [(n, dict(zip(header, fields))) for n, fields in rows]
+    else:
+        header, records = _read_records(path)
+
+    wanted = list(task.text_columns) + ["label", "idx"]
+    found = {column: _find(header, task.accepted_names(column)) for column in wanted}
+    missing = [c for c in task.text_columns if found[c] is None]
+    if found["label"] is None and split != "test":
+        missing.append("label")
+    if missing:
+        accepted = "; ".join(f"{c}: {' / '.join(task.accepted_names(c))}" for c in missing)
+        raise DataFormatError(
+            f"{path}: missing column(s) for task {task.name} (accepted names: {accepted}); "
+            f"columns found: {header}"
+        )
+
+    data: dict[str, list] = {column: [] for column in wanted}
+    for row_number, (n, record) in enumerate(records):
+        where = f"{path}, line {n}"
+        for column in task.text_columns:
+            text = record.get(found[column])
+            if text is None:
+                raise DataFormatError(f"{where}: no value for column {found[column]!r}")
+            data[column].append(str(text))
+        raw_label = record.get(found["label"]) if found["label"] else None
+        if raw_label is None or raw_label == "":
+            if split != "test":
+                raise DataFormatError(f"{where}: no value for the label column {found['label']!r}")
+            data["label"].append(-1)
+        else:
+            data["label"].append(label_to_id(raw_label, task, where))
+        raw_idx = record.get(found["idx"]) if found["idx"] else None
+        data["idx"].append(_as_int(raw_idx, row_number))
+    features = _features(task)
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+def _as_int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _features(task: Task):
+    import datasets
+
+    features = {column: datasets.Value("string") for column in task.text_columns}
+    features["label"] = datasets.Value("float32" if task.is_regression else "int64")
+    features["idx"] = datasets.Value("int64")
+    return datasets.Features(features)
+
+
+def find_data_dir_file(data_dir: str | os.PathLike, task: Task, split: str) -> Path | None:
+    for name in task.file_candidates(split):
+        if (Path(data_dir) / name).is_file():
+            return Path(data_dir) / name
+    return None
+
+
+# ------------------------------------------------------------------------------------------ Hub
+def hub_is_offline() -> bool:
+    """True when Hugging Face Hub access is switched off (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("HF_DATASETS_OFFLINE", ""))
+    return bool(constants.HF_HUB_OFFLINE) or any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def _normalise_hub_split(dataset, task: Task):
+    """Rename Hub columns to the uniform schema (google/boolq's bool ``answer`` -> ``label``)."""
+    import datasets
+
+    for column in task.text_columns + ("label",):
+        source = _find(dataset.column_names, task.accepted_names(column))
+        if source is None:
+            raise DataFormatError(
+                f"Hub dataset for task {task.name} has no column {column!r} (columns: {dataset.column_names})"
+            )
+        if source != column:
+            dataset = dataset.rename_column(source, column)
+    if "idx" not in dataset.column_names:
+        dataset = dataset.add_column("idx", list(range(len(dataset))))
+    if dataset.features["label"].dtype == "bool":
+        dataset = dataset.cast_column("label", datasets.Value("int64"))
+    keep = set(task.text_columns) | {"label", "idx"}
+    return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
+
+
+def load_hub_split(task: Task, split: str, dataset_name: str | None = None, dataset_config_name: str | None = None,
+                   cache_dir: str | None = None):
+    """One split from the Hub (``datasets.load_dataset``) in the uniform schema."""
+    import datasets
+
+    path = dataset_name or task.hub_path
+    config = dataset_config_name if dataset_name else task.hub_config
+    hub_split = task.hub_split(split)
+    if hub_split is None:
+        raise ValueError(f"Task {task.name} has no {split} split on the Hub ({path}); pass a --{split}_file")
+    if hub_is_offline():
+        raise RuntimeError(
+            f"Task {task.name}: the {split} data would come from the Hugging Face Hub ({path}"
+            f"{'/' + config if config else ''}), but Hub access is off (HF_HUB_OFFLINE). Pass local "
+            f"data instead: --data_dir <folder with the release files> or --train_file/--validation_file."
+        )
+    dataset = datasets.load_dataset(path, config, split=hub_split, cache_dir=cache_dir)
+    return _normalise_hub_split(dataset, task)
+
+
+# ------------------------------------------------------------------------------------- loading
+def load_raw_datasets(
+    task: Task,
+    splits=("train", "validation"),
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    cache_dir: str | None = None,
+):
+    """A ``datasets.DatasetDict`` with the requested splits in the uniform schema.
+
+    With no local data at all, every split comes from the Hub. As soon as any local source is
+    given (``data_dir`` or a file), every requested split must be local: mixing a local train set
+    with a Hub validation set is never what the user meant. An explicit file beats ``data_dir``.
+    The test split is optional in ``data_dir`` (GLUE test files are often left out).
+    """
+    import datasets
+
+    files = {"train": train_file, "validation": validation_file, "test": test_file}
+    local = data_dir is not None or any(files.values())
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"--data_dir {data_dir} is not a folder")
+    result = {}
+    for split in splits:
+        if not local:
+            result[split] = load_hub_split(task, split, dataset_name, dataset_config_name, cache_dir)
+            continue
+        path = files[split] or (find_data_dir_file(data_dir, task, split) if data_dir else None)
+        if path is None:
+            if data_dir is not None:
+                found = sorted(p.name for p in Path(data_dir).iterdir())
+                raise FileNotFoundError(
+                    f"--data_dir {data_dir} has no {split} file for task {task.name} (looked for "
+                    f"{', '.join(task.file_candidates(split))}; found {found}). Pass --{split}_file."
+                )
+            raise ValueError(f"No {split} data: pass --{split}_file (or --data_dir) for task {task.name}")
+        result[split] = read_local_file(path, task, split)
+        logger.info("Read %d %s examples from %s", len(result[split]), split, path)
+    return datasets.DatasetDict(result)
+
+
+def sample_rows(dataset, n: int | None, seed: int):
+    """A uniform random sample of ``n`` rows, seeded, kept in file order (all rows if n is None or
+    not smaller than the dataset). Low-resource runs need a random sample: the first N rows of a
+    release file are often sorted by source or label (CoLA is sorted by source)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    if n < 1:
+        raise ValueError(f"max_train_samples must be >= 1, got {n}")
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
+    return dataset.select(rows.tolist())
