@@ -1,15 +1,35 @@
 """mixup-trainer: MixUp (CLS, Input, Manifold) for Hugging Face Trainer, plus calibration metrics."""
 
 from .arguments import MixUpTrainingArguments
+from .calibration import (
+    CalibrationReport,
+    brier_score,
+    calibration_report,
+    expected_calibration_error,
+    maximum_calibration_error,
+    negative_log_likelihood,
+    plot_reliability_diagram,
+)
 from .collator import MixUpDataCollator
 from .hooks import MixUpHooks, get_or_attach_hooks
 from .mixing import MixUpPlan, draw_plan, mix, pad_for_mixing, soft_targets
+from .evaluation import ECE_METRIC_PATH, load_ece, make_compute_metrics
 from .modeling import MixUpBertForSequenceClassification
 from .trainer import MixUpTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CalibrationReport",
+    "ECE_METRIC_PATH",
+    "brier_score",
+    "calibration_report",
+    "expected_calibration_error",
+    "load_ece",
+    "make_compute_metrics",
+    "maximum_calibration_error",
+    "negative_log_likelihood",
+    "plot_reliability_diagram",
     "MixUpBertForSequenceClassification",
     "MixUpDataCollator",
     "MixUpHooks",
