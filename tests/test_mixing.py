@@ -210,3 +210,20 @@ def test_labels_outside_the_classes_are_an_error():
         soft_targets(torch.tensor([0, 2]), 2, None)
     with pytest.raises(ValueError, match="class labels"):
         soft_targets(torch.tensor([0, -100]), 2, None)
+
+
+@pytest.mark.parametrize("level", [0, 1, N_LAYERS + 1])
+def test_gradient_checkpointing_mixes_as_the_plain_forward(tokenizer, batch, level):
+    """Checkpointed blocks re-run in backward; the plan must still be in force then."""
+    plan = MixUpPlan(partners_of(5), 0.3, level)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        m = MixUpBertForSequenceClassification(make_tiny_config(tokenizer, initializer_range=0.5)).train()
+        if checkpointing:
+            m.gradient_checkpointing_enable()
+        m.mixup_hooks.plan = plan
+        m(**batch).logits.sum().backward()
+        m.mixup_hooks.plan = None
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-6)
