@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole reproduction of RESULTS.md on this machine (~2 h on 2 CPU cores), in order; each step
+# resumes where it stopped. Run from anywhere: python benchmarks/reproduce.py --help explains the steps.
+set -x
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+P=.venv/bin/python
+$P benchmarks/reproduce.py lr --tasks sst2,cola,rte --seeds 0 --jobs 2
+$P benchmarks/reproduce.py main --tasks sst2,cola,rte,boolq --seeds 0,1,2 --jobs 2
+$P benchmarks/reproduce.py ablation --seeds 0,1,2 --jobs 2
+$P benchmarks/reproduce.py report
