@@ -366,7 +366,8 @@ def model_card_section(task: Task, training_args, data_summary: dict, eval_metri
         "",
         "## MixUp training",
         "",
-        "Trained with [mixup-trainer](https://arxiv.org/abs/2102.11402) (Zhang & Vaidya, 2021).",
+        "Trained with mixup-trainer, after Zhang & Vaidya (2021), *MixUp Training Leads to Reduced "
+        "Overfitting and Improved Calibration for the Transformer Architecture*.",
         "",
         "| setting | value |",
         "|---|---|",

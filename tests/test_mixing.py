@@ -227,3 +227,12 @@ def test_gradient_checkpointing_mixes_as_the_plain_forward(tokenizer, batch, lev
         m.mixup_hooks.plan = None
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-6)
+
+
+def test_multi_label_mixes_multi_hot_targets_under_bce():
+    torch.manual_seed(1)
+    logits, labels = torch.randn(4, 3), torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    plan = MixUpPlan(torch.tensor([2, 3, 0, 1]), 0.8, 0)
+    mixed = 0.8 * labels + 0.2 * labels[plan.partner]
+    want = F.binary_cross_entropy_with_logits(logits, mixed, reduction="none").mean(dim=1)
+    torch.testing.assert_close(mixup_per_example_loss(logits, labels, plan, "multi_label_classification"), want)
