@@ -281,8 +281,9 @@ def report(args) -> None:
                   f"{evaluated} dev examples\n", table(task_runs, task, "method"), ""]
         diagrams = plot_reliability(task_runs, task, out_dir)
         curve = plot_test_loss(task_runs, task, out_dir)
-        lines.append(f"Plots: [test loss per step]({out_dir.name}/{curve}); reliability diagrams: "
-                     + ", ".join(f"[{p.split('_')[-1][:-4]}]({out_dir.name}/{p})" for p in diagrams))
+        link = lambda name: os.path.relpath(out_dir / name, REPO)  # noqa: E731 - links from RESULTS.md
+        lines.append(f"Plots: [test loss per step]({link(curve)}); reliability diagrams: "
+                     + ", ".join(f"[{p.split('_')[-1][:-4]}]({link(p)})" for p in diagrams))
     ablation = load_runs(runs_dir / "ablation")
     if ablation:
         lines += ["\n### Padding ablation (SST-2, 64 examples, Input MixUp)\n", table(ablation, "sst2", "variant")]
