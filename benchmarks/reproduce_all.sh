@@ -8,4 +8,5 @@ P=.venv/bin/python
 $P benchmarks/reproduce.py lr --tasks sst2,cola,rte --seeds 0 --jobs 2
 $P benchmarks/reproduce.py main --tasks sst2,cola,rte,boolq --seeds 0,1,2 --jobs 2
 $P benchmarks/reproduce.py ablation --seeds 0,1,2 --jobs 2
+$P benchmarks/reproduce.py main --tasks sst2,cola --seeds 3,4 --jobs 2   # 5 seeds where cheap
 $P benchmarks/reproduce.py report
