@@ -67,7 +67,10 @@ def model_path() -> str:
 
 
 def metric_of(task: str) -> str:
-    return "eval_matthews_correlation" if task == "cola" else "eval_accuracy"
+    """The all_results.json key of the task's metric (the run scripts' task registry decides)."""
+    from mixup_trainer.tasks import get_task
+
+    return f"eval_{get_task(task).metric}"
 
 
 # ------------------------------------------------------------------------------------- run specs
@@ -181,7 +184,7 @@ def fmt(values: list[float]) -> str:
 
 def table(runs: list[dict], task: str, key: str) -> str:
     metric = metric_of(task)
-    label = "MCC" if task == "cola" else "Accuracy"
+    label = "MCC" if metric == "eval_matthews_correlation" else "Accuracy"
     rows = [f"| {key} | seeds | {label} (x100) | Test loss (x100) | ECE (x100) | MCE (x100) | best epoch |",
             "|---|---|---|---|---|---|---|"]
     order = list(METHODS) + [v for v in ABLATION if v not in METHODS]

@@ -333,12 +333,6 @@ def _best_epoch(state) -> float | None:
     return None
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
-
-
 def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
     """One JSON line per example: idx, label (-1 if unknown), prediction, probs (classification)."""
     with open(path, "w", encoding="utf-8") as f:
@@ -346,7 +340,9 @@ def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
             for row, value in zip(raw, logits.reshape(-1)):
                 f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}) + "\n")
             return
-        probs = _softmax(logits)
+        import torch
+
+        probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
         for row, p in zip(raw, probs):
             pred = int(p.argmax())
             f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
