@@ -58,9 +58,16 @@ def draw_plan(batch_size: int, alpha: float, layers: Sequence[int], rng: np.rand
     return MixUpPlan(partner=draw_partners(batch_size, rng), lam=lam, layer=layer)
 
 
-def mix(hidden: torch.Tensor, plan: MixUpPlan) -> torch.Tensor:
+def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None) -> torch.Tensor:
     """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0)."""
     partner = plan.partner.to(hidden.device)
+    if hidden.shape[0] != partner.shape[0]:
+        where = "" if level is None else f" at level {level}"
+        raise ValueError(
+            f"MixUp: the hidden states{where} have {hidden.shape[0]} rows for a batch of {partner.shape[0]}: "
+            "this model packs or unpads its sequences (e.g. attn_implementation='flash_attention_2'). "
+            "Load it with attn_implementation='sdpa' or 'eager' to mix."
+        )
     return plan.lam * hidden + (1.0 - plan.lam) * hidden.index_select(0, partner)
 
 
@@ -81,6 +88,12 @@ def pad_for_mixing(
     if mode == "none":
         return batch
     mask = batch["attention_mask"]
+    if (mask[:, 1:] > mask[:, :-1]).any():
+        raise ValueError(
+            f"mixup_padding={mode!r} needs right-padded rows (real tokens first, then padding), and this batch "
+            "is padded on the left or has holes in its attention_mask. Set tokenizer.padding_side = 'right', "
+            "or use mixup_padding='none'."
+        )
     seq_len = mask.shape[1]
     lengths = mask.sum(dim=1)
     if mode == "pair":

@@ -9,7 +9,7 @@ from transformers import Trainer
 
 from .arguments import MixUpTrainingArguments
 from .collator import MixUpDataCollator
-from .hooks import get_or_attach_hooks
+from .hooks import get_or_attach_hooks, unwrap_model
 from .mixing import MixUpPlan, draw_plan, mixup_per_example_loss, pad_for_mixing, resolve_pad_token_id
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class MixUpTrainer(Trainer):
             data_collator = MixUpDataCollator(processing_class)
         super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
         self.mixup_hooks = None
+        self._sequence_classifier = True
         self.mixup_levels: tuple[int, ...] = ()
         self.mixup_pad_token_id: int | None = None
         self._mixup_log: list[tuple[float, int]] = []
@@ -51,18 +52,34 @@ class MixUpTrainer(Trainer):
     def _setup_mixup(self, model) -> None:
         """Validate the MixUp settings against the model and tokenizer before any training."""
         args = self.args
+        base = unwrap_model(model)
+        # MixUp mixes one target per sequence; other heads (per token, per choice, spans) would get a
+        # loss computed on the wrong axes. Without mixing they keep the model's own loss.
+        self._sequence_classifier = type(base).__name__.endswith("ForSequenceClassification")
         if not args.mixup_enabled:
             return
+        if not self._sequence_classifier:
+            raise ValueError(
+                f"MixUp mixes one label per sequence, and {type(base).__name__} is not a sequence "
+                "classifier (token classification, multiple choice and span heads are not supported). Load "
+                "the model with AutoModelForSequenceClassification, or train it with mixup_method='none'."
+            )
         self.mixup_hooks = get_or_attach_hooks(model)
-        n = model.config.num_hidden_layers
+        n = self.mixup_hooks.levels.num_blocks
         self.mixup_levels = args.mixup_levels(n)
         if args.mixup_padding != "none" and min(self.mixup_levels) <= n:
             self.mixup_pad_token_id = resolve_pad_token_id(self.processing_class, args.mixup_pad_token)
-        if hasattr(model, "add_model_tags"):
-            model.add_model_tags(["mixup", f"mixup-{args.mixup_method}"])
+            if getattr(self.processing_class, "padding_side", "right") == "left":
+                raise ValueError(
+                    f"mixup_padding={args.mixup_padding!r} extends each row after its last token, and this "
+                    "tokenizer pads on the left. Set tokenizer.padding_side = 'right' (encoders are trained "
+                    "with right padding), or use mixup_padding='none' or mixup_method='cls'."
+                )
+        if hasattr(base, "add_model_tags"):
+            base.add_model_tags(["mixup", f"mixup-{args.mixup_method}"])
 
     def _problem_type(self, model) -> str:
-        config = self.accelerator.unwrap_model(model).config
+        config = unwrap_model(model).config
         if config.problem_type:
             return config.problem_type
         return "regression" if config.num_labels == 1 else "single_label_classification"
@@ -92,6 +109,8 @@ class MixUpTrainer(Trainer):
             # Evaluation / prediction: clean inputs, the model's own (unsmoothed) loss.
             outputs = model(**inputs)
             return (outputs.loss, outputs) if return_outputs else outputs.loss
+        if not self._sequence_classifier:  # ERM on another head (mixing was refused at construction)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         inputs = dict(inputs)
         labels = inputs.pop("labels", None)
@@ -108,6 +127,13 @@ class MixUpTrainer(Trainer):
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
         outputs = model(**inputs)
+        if plan is not None:
+            self.mixup_hooks.check_mixed()
+        if outputs.logits.dim() != 2 or outputs.logits.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"MixUpTrainer expects sequence-classification logits [batch, num_labels], got "
+                f"{tuple(outputs.logits.shape)} for {labels.shape[0]} labels."
+            )
         per_example = mixup_per_example_loss(
             outputs.logits, labels, plan, self._problem_type(model), self.args.label_smoothing_factor
         )

@@ -93,9 +93,15 @@ def test_pad_token_ids_come_from_the_tokenizer(tokenizer):
         resolve_pad_token_id(tokenizer, "cls")
 
 
-def capture(module, store):
-    """A forward hook registered after the mixing hook sees the (possibly mixed) output."""
-    return module.register_forward_hook(lambda m, a, out: store.append(out if torch.is_tensor(out) else out[0]))
+def capture(model, level, store):
+    """A hook registered after the mixing hook sees the (possibly mixed) state at `level`: the input
+    of block 1 (0), the output of block k (1..n), the input of the classifier (n+1)."""
+    blocks = model.bert.encoder.layer
+    if level == 0:
+        return blocks[0].register_forward_pre_hook(lambda m, a: store.append(a[0]))
+    if level == N_LAYERS + 1:
+        return model.classifier.register_forward_pre_hook(lambda m, a: store.append(a[0]))
+    return blocks[level - 1].register_forward_hook(lambda m, a, out: store.append(out if torch.is_tensor(out) else out[0]))
 
 
 def logits_with(model, inputs, plan):
@@ -122,15 +128,14 @@ def test_lambda_one_reproduces_the_unmixed_forward(model, batch, tokenizer, leve
 def test_mixing_at_each_level_equals_a_hand_computation(model, batch, tokenizer, level, padding):
     partner, lam = partners_of(5, seed=level), 0.37
     inputs = pad_for_mixing(batch, partner, padding, tokenizer.sep_token_id) if level <= N_LAYERS else batch
-    levels = model.mixup_hooks.modules
     blocks = list(model.bert.encoder.layer)
 
     clean_out, mixed_out, block_kwargs = [], [], []
     h_mask = blocks[0].register_forward_pre_hook(lambda m, a, kw: block_kwargs.append((a, kw)), with_kwargs=True)
-    h_clean = capture(levels[level], clean_out)
+    h_clean = capture(model, level, clean_out)
     logits_with(model, inputs, None)
     h_clean.remove(), h_mask.remove()
-    h_mixed = capture(levels[level], mixed_out)
+    h_mixed = capture(model, level, mixed_out)
     logits = logits_with(model, inputs, MixUpPlan(partner, lam, level))
     h_mixed.remove()
 

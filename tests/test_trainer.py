@@ -178,15 +178,26 @@ def test_pad_token_the_tokenizer_lacks_fails_before_training(tmp_path, tokenizer
         MixUpTrainer(model=fresh_model(tiny_config), args=args)
 
 
-def test_unsupported_model_class_fails_before_training(tmp_path, tokenizer):
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+def test_token_classification_is_refused_for_mixing_and_keeps_its_own_loss_without(tmp_path, tokenizer, sst2_small):
+    from transformers import BertConfig, BertForTokenClassification
 
-    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=37))
+    torch.manual_seed(0)
+    model = BertForTokenClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                                  num_attention_heads=2, intermediate_size=37, num_labels=5,
+                                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", **COMMON)
-    with pytest.raises(ValueError, match="DistilBertForSequenceClassification has no manifold-MixUp support"):
+    with pytest.raises(ValueError, match="BertForTokenClassification is not a sequence classifier"):
         MixUpTrainer(model=model, args=args, processing_class=tokenizer)
-    # ERM needs no hooks: the same model trains under mixup_method="none"
-    MixUpTrainer(model=model, args=MixUpTrainingArguments(output_dir=str(tmp_path), **COMMON), processing_class=tokenizer)
+    # ERM keeps the model's own per-token loss (with -100 ignored), not a sequence loss on [B, T, C]
+    trainer = MixUpTrainer(model=model, args=MixUpTrainingArguments(output_dir=str(tmp_path), **COMMON),
+                           processing_class=tokenizer)
+    batch = tokenizer(["a gripping film", "dull"], padding=True, return_tensors="pt")
+    labels = torch.randint(0, 5, batch["input_ids"].shape)
+    labels[batch["attention_mask"] == 0] = -100
+    model.train()
+    loss = trainer.compute_loss(model, {**batch, "labels": labels})
+    torch.testing.assert_close(loss, model(**batch, labels=labels).loss)
+    assert loss.item() < 3.0  # ~ln(5) for a random head; the sequence-loss bug gave tens
 
 
 def test_plain_training_arguments_are_rejected_with_the_fix(tmp_path, tiny_config):

@@ -1,0 +1,184 @@
+"""MixUp on every common encoder family, on tiny random configs: the levels the generic rule finds
+are checked against a hand-written table of where each family's levels are, λ = 1 is the clean
+forward, mixing at every level equals λh + (1−λ)h[p] captured at that level and continued by the
+model itself from a hand-placed replacement, and one MixUp training step gives a finite loss."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mixup_trainer import MixUpPlan, MixUpTrainer, MixUpTrainingArguments
+from mixup_trainer.hooks import MixUpHooks, find_mixup_levels
+from mixup_trainer.mixing import draw_partners, pad_for_mixing
+
+H, N, HEADS, FFN = 32, 3, 2, 37
+LABELS = 3
+BERT_LIKE = dict(hidden_size=H, num_hidden_layers=N, num_attention_heads=HEADS, intermediate_size=FFN,
+                 max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                 initializer_range=0.3)
+
+# family: (extra config, path of the encoder blocks, path of the head's final projection) — written
+# by hand from each family's modeling code, independently of the generic rule under test.
+FAMILIES = {
+    "bert": ({}, "bert.encoder.layer", "classifier"),
+    "roberta": ({"pad_token_id": 1}, "roberta.encoder.layer", "classifier.out_proj"),
+    "xlm-roberta": ({"pad_token_id": 1}, "roberta.encoder.layer", "classifier.out_proj"),
+    "distilbert": ({"dim": H, "n_layers": N, "n_heads": HEADS, "hidden_dim": FFN, "dropout": 0.0,
+                    "attention_dropout": 0.0, "seq_classif_dropout": 0.0}, "distilbert.transformer.layer", "classifier"),
+    "albert": ({"embedding_size": 16, "classifier_dropout_prob": 0.0}, "albert.encoder.albert_layer_groups", "classifier"),
+    "electra": ({"embedding_size": 16}, "electra.encoder.layer", "classifier.out_proj"),
+    "deberta": ({}, "deberta.encoder.layer", "classifier"),
+    "deberta-v2": ({"relative_attention": True, "position_buckets": 8, "pos_att_type": ["p2c", "c2p"]},
+                   "deberta.encoder.layer", "classifier"),
+    "modernbert": ({"pad_token_id": 0, "local_attention": 8, "global_attn_every_n_layers": 2,
+                    "bos_token_id": 101, "eos_token_id": 102, "cls_token_id": 101, "sep_token_id": 102},
+                   "model.layers", "classifier"),
+    "mpnet": ({"pad_token_id": 1}, "mpnet.encoder.layer", "classifier.out_proj"),
+    "convbert": ({}, "convbert.encoder.layer", "classifier.out_proj"),
+    "camembert": ({"pad_token_id": 1}, "roberta.encoder.layer", "classifier.out_proj"),
+    "data2vec-text": ({"pad_token_id": 1}, "data2vec_text.encoder.layer", "classifier.out_proj"),
+    "ernie": ({}, "ernie.encoder.layer", "classifier"),
+    "megatron-bert": ({}, "bert.encoder.layer", "classifier"),
+    "mobilebert": ({"embedding_size": 16, "intra_bottleneck_size": 16, "true_hidden_size": 16,
+                    "num_feedforward_networks": 2}, "mobilebert.encoder.layer", "classifier"),
+    "rembert": ({"classifier_dropout_prob": 0.0, "input_embedding_size": H, "output_embedding_size": H, "bos_token_id": 101, "eos_token_id": 102},
+                "rembert.encoder.layer", "classifier"),
+    "roberta-prelayernorm": ({"pad_token_id": 1}, "roberta_prelayernorm.encoder.layer", "classifier.out_proj"),
+    "roc_bert": ({}, "roc_bert.encoder.layer", "classifier"),
+    "roformer": ({}, "roformer.encoder.layer", "classifier.out_proj"),
+    "squeezebert": ({"embedding_size": H, "intermediate_size": 36}, "transformer.encoder.layers", "classifier"),
+    "xlm-roberta-xl": ({"pad_token_id": 1}, "roberta.encoder.layer", "classifier.out_proj"),
+    "xmod": ({"pad_token_id": 1, "default_language": "en_XX"}, "roberta.encoder.layer", "classifier.out_proj"),
+    "yoso": ({"use_expectation": True}, "yoso.encoder.layer", "classifier.out_proj"),
+    "big_bird": ({"attention_type": "original_full"}, "bert.encoder.layer", "classifier.out_proj"),
+    "ibert": ({"pad_token_id": 1}, "ibert.encoder.layer", "classifier.out_proj"),
+    "fnet": ({}, "fnet.encoder.layer", "classifier"),
+    "longformer": ({"attention_window": 4, "pad_token_id": 1}, "longformer.encoder.layer", "classifier.out_proj"),
+    "esm": ({"pad_token_id": 1, "mask_token_id": 103}, "esm.encoder.layer", "classifier.out_proj"),
+    "nomic_bert": ({}, "nomic_bert.layers", "classifier"),
+    "gte": ({}, "gte.layers", "classifier"),
+}
+
+
+def build(family: str, vocab_size: int, **overrides) -> nn.Module:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    extra, _, _ = FAMILIES[family]
+    kwargs = {**BERT_LIKE, "vocab_size": vocab_size, "num_labels": LABELS, **extra, **overrides}
+    config = AutoConfig.for_model(family, **kwargs)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
+    return model.train()  # dropout is 0: train mode is deterministic and the hooks are live
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer):
+    texts = ["a gorgeous, witty, seductive movie.", "bad", "it is a film of quiet power and grace", "meh .", "fun"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def level_site(model, family: str, level: int):
+    """(module, kind) where the hand-written table says level `level` lives: 'pre' reads the first
+    positional input, 'out' the output (tensor or first element)."""
+    _, blocks_path, head_path = FAMILIES[family]
+    blocks = model.get_submodule(blocks_path)
+    if level == 0:
+        return blocks[0], "pre"
+    if level == N + 1:
+        return model.get_submodule(head_path), "pre"
+    return (blocks[0] if family == "albert" else blocks[level - 1]), "out"
+
+
+def run_with_site(model, inputs, family, level, replace=None):
+    """Forward pass that captures (and optionally replaces) the hidden state at `level`, by hand.
+    ALBERT's shared block is called N times: the k-th call is level k."""
+    module, kind = level_site(model, family, level)
+    seen, calls = [], [0]
+
+    def pre(mod, args):
+        calls[0] += 1
+        if calls[0] > 1:  # ALBERT's shared block: only its first call reads level 0
+            return None
+        seen.append(args[0])
+        return None if replace is None else (replace, *args[1:])
+
+    def out(mod, args, output):
+        calls[0] += 1
+        if family == "albert" and calls[0] != level:
+            return None
+        h = output if torch.is_tensor(output) else output[0]
+        seen.append(h)
+        if replace is None:
+            return None
+        return replace if torch.is_tensor(output) else (replace, *output[1:])
+
+    handles = [module.register_forward_pre_hook(pre) if kind == "pre" else module.register_forward_hook(out)]
+    try:
+        logits = model(**inputs).logits
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, seen[0]
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family_model(request, tokenizer):
+    model = build(request.param, len(tokenizer))
+    hooks = MixUpHooks(model)
+    yield request.param, model, hooks
+    hooks.remove()
+
+
+def test_generic_levels_match_the_hand_written_table(family_model):
+    family, model, hooks = family_model
+    _, blocks_path, head_path = FAMILIES[family]
+    levels = hooks.levels
+    assert levels.num_blocks == N and levels.num_levels == N + 2
+    assert list(levels.blocks) == list(model.get_submodule(blocks_path))
+    assert levels.shared == (family == "albert")
+    assert levels.head is model.get_submodule(head_path)
+
+
+@pytest.mark.parametrize("level", range(N + 2))
+def test_lambda_one_is_the_clean_forward_and_mixing_matches_a_hand_replacement(family_model, batch, tokenizer, level):
+    family, model, hooks = family_model
+    partner, lam = draw_partners(5, np.random.default_rng(level)), 0.37
+    inputs = pad_for_mixing(batch, partner, "pair", tokenizer.sep_token_id) if level <= N else batch
+    with torch.no_grad():
+        clean, h = run_with_site(model, inputs, family, level)
+        hooks.plan = MixUpPlan(partner, 1.0, level)
+        one = model(**inputs).logits
+        hooks.plan = MixUpPlan(partner, lam, level)
+        mixed, seen = run_with_site(model, inputs, family, level)
+        hooks.plan = None
+        expected_h = lam * h + (1 - lam) * h[partner]
+        by_hand, _ = run_with_site(model, inputs, family, level, replace=expected_h)
+    torch.testing.assert_close(one, clean, rtol=0, atol=1e-6)
+    torch.testing.assert_close(seen, expected_h, rtol=1e-5, atol=1e-5)  # the hooks mixed exactly there
+    torch.testing.assert_close(mixed, by_hand, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(mixed, clean, atol=1e-4), "mixing must change the logits for the test to mean anything"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_one_manifold_training_step_is_finite(family, tokenizer, sst2_small, tmp_path):
+    model = build(family, len(tokenizer), hidden_dropout_prob=0.1)
+    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_alpha=1.0,
+                                  per_device_train_batch_size=8, max_steps=2, learning_rate=1e-3, report_to=[],
+                                  save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0, logging_steps=1)
+    trainer = MixUpTrainer(model=model, args=args, train_dataset=sst2_small.select(range(16)),
+                           processing_class=tokenizer)
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.training_loss > 0
+    assert [h["mixup_layer"] in range(N + 2) for h in trainer.state.log_history if "loss" in h] == [True, True]
+
+
+def test_families_without_encoder_blocks_are_refused(tokenizer):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.for_model("xlm", vocab_size=len(tokenizer), emb_dim=H, n_layers=2, n_heads=2, num_labels=2)
+    with pytest.raises(ValueError, match="xlm keeps per-layer attention.*--mixup_method none"):
+        find_mixup_levels(AutoModelForSequenceClassification.from_config(config))
