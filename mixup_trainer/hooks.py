@@ -68,14 +68,23 @@ def num_encoder_blocks(config) -> int:
 
 
 def _outermost_wrapper(model: nn.Module, path: str) -> nn.Module:
-    """The module at ``path``, or the PEFT wrapper around it whose forward takes the same input
-    (a LoRA layer's ``base_layer``, a ``modules_to_save`` copy): mixing must reach both branches."""
+    """The module at ``path``, or the PEFT wrapper around exactly that module, whose forward takes
+    the same input (a LoRA layer's ``base_layer``; a ``modules_to_save`` wrapper of the Linear
+    itself): mixing must reach the adapter branch too. A wrapper of a larger head (RoBERTa's whole
+    classification head in ``modules_to_save``) is not the final projection: its active copy's
+    Linear, the last one in module order, is."""
     parts = path.split(".")
-    for depth in range(1, len(parts)):
-        ancestor = model.get_submodule(".".join(parts[:depth]))
-        if hasattr(ancestor, "base_layer") or hasattr(ancestor, "modules_to_save"):
-            return ancestor
-    return model.get_submodule(path)
+    module = model.get_submodule(path)
+    while len(parts) > 1:
+        parent = model.get_submodule(".".join(parts[:-1]))
+        if getattr(parent, "base_layer", None) is module:
+            parts, module = parts[:-1], parent
+        elif len(parts) > 2 and parts[-2] == "modules_to_save":
+            parts = parts[:-2]
+            module = model.get_submodule(".".join(parts))
+        else:
+            break
+    return module
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,11 @@ def find_mixup_levels(model: nn.Module) -> MixUpLevels:
     if blocks is None:
         blocks = next((m for m in lists if len(m) < n and n % len(m) == 0), None)
         shared = True
+    adapters = [path + "." for path, m in model.named_modules()  # PEFT's adapter weights (lora_A, lora_B ...)
+                if isinstance(m, nn.ModuleDict) and not path.endswith("modules_to_save")]
     heads = [path for path, m in model.named_modules()
-             if isinstance(m, nn.Linear) and m.out_features == config.num_labels]
+             if isinstance(m, nn.Linear) and m.out_features == config.num_labels
+             and not any(path.startswith(prefix) for prefix in adapters)]
     if blocks is None or not heads:
         raise ValueError(
             f"{name} has no MixUp levels: found no list of {n} encoder blocks" if blocks is None else

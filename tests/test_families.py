@@ -182,3 +182,185 @@ def test_families_without_encoder_blocks_are_refused(tokenizer):
     config = AutoConfig.for_model("xlm", vocab_size=len(tokenizer), emb_dim=H, n_layers=2, n_heads=2, num_labels=2)
     with pytest.raises(ValueError, match="xlm keeps per-layer attention.*--mixup_method none"):
         find_mixup_levels(AutoModelForSequenceClassification.from_config(config))
+
+
+# ------------------------------------------------------------------------ overrides and refusals
+def _hand_replace(module, replace):
+    return module.register_forward_hook(lambda m, a, out: replace)
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_deberta_v2_conv_override_is_needed_and_exact(tokenizer, batch, level, monkeypatch):
+    """With a convolution after block 1, the embeddings reach block 2 around block 1: level 0 is the
+    embeddings output and level 1 the convolution output. The generic rule mixes elsewhere."""
+    import mixup_trainer.hooks as hooks_module
+
+    model = build("deberta-v2", len(tokenizer), conv_kernel_size=3, conv_act="gelu")
+    site = model.deberta.embeddings if level == 0 else model.deberta.encoder.conv
+    partner, lam = draw_partners(5, np.random.default_rng(3)), 0.37
+    inputs = pad_for_mixing(batch, partner, "pair", tokenizer.sep_token_id)
+    seen = []
+    with torch.no_grad():
+        handle = site.register_forward_hook(lambda m, a, out: seen.append(out))
+        model(**inputs)
+        handle.remove()
+        expected = lam * seen[0] + (1 - lam) * seen[0][partner]
+        handle = _hand_replace(site, expected)
+        by_hand = model(**inputs).logits
+        handle.remove()
+
+        def mixed_logits():
+            hooks = MixUpHooks(model)
+            hooks.plan = MixUpPlan(partner, lam, level)
+            try:
+                return model(**inputs).logits
+            finally:
+                hooks.remove()
+
+        torch.testing.assert_close(mixed_logits(), by_hand, rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(hooks_module, "LEVEL_OVERRIDES", {})
+        assert not torch.allclose(mixed_logits(), by_hand, atol=1e-3), "the generic rule should be wrong here"
+
+
+def test_a_model_that_bypasses_hooks_fails_loudly(tokenizer, sst2_small, tmp_path, monkeypatch):
+    """SqueezeBERT calls block.forward() directly: hooks never run. It is refused by name, and
+    without that entry the trainer's check stops the first step instead of training unmixed."""
+    import mixup_trainer.hooks as hooks_module
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.for_model("squeezebert", **{**BERT_LIKE, "intermediate_size": 36},
+                                  vocab_size=len(tokenizer), embedding_size=H, num_labels=2)
+    model = AutoModelForSequenceClassification.from_config(config)
+    with pytest.raises(ValueError, match="squeezebert calls its blocks' forward"):
+        find_mixup_levels(model)
+    monkeypatch.setattr(hooks_module, "UNSUPPORTED_FAMILIES", {})
+    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_layers="1",
+                                  per_device_train_batch_size=8, max_steps=1, report_to=[], save_strategy="no",
+                                  use_cpu=True)
+    trainer = MixUpTrainer(model=model, args=args, train_dataset=sst2_small, processing_class=tokenizer)
+    with pytest.raises(RuntimeError, match="level 1 was drawn but its hook never ran"):
+        trainer.train()
+
+
+# ------------------------------------------------------------------------------ tokenizers
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    """A RoBERTa-style tokenizer (<s> ... </s>, <pad>, no [unused0]) built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = "a the film movie good bad fun dull it is was not very".split()
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+
+
+def test_pad_tokens_are_the_tokenizers_own(bpe_tokenizer, tokenizer):
+    from mixup_trainer.mixing import resolve_pad_token_id
+
+    assert resolve_pad_token_id(bpe_tokenizer, "sep") == 2  # </s>
+    assert resolve_pad_token_id(bpe_tokenizer, "pad") == 1  # <pad>
+    with pytest.raises(ValueError, match="no \\[unused0\\] token.*'sep', 'pad'"):
+        resolve_pad_token_id(bpe_tokenizer, "unused0")
+    assert resolve_pad_token_id(tokenizer, "unused0") == tokenizer.convert_tokens_to_ids("[unused0]")
+
+
+def _tiny_roberta(vocab_size):
+    model = build("roberta", vocab_size)
+    model.config.num_labels = 2
+    return model
+
+
+@pytest.mark.parametrize("method,padding,ok", [("none", "pair", True), ("cls", "pair", True),
+                                               ("manifold", "none", True), ("input", "pair", False),
+                                               ("manifold", "pair", False)])
+def test_left_padding(bpe_tokenizer, tmp_path, method, padding, ok):
+    from datasets import Dataset
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    bpe_tokenizer.padding_side = "left"
+    try:
+        texts = ["a good film", "bad", "it is not very good", "dull movie", "fun", "the film was bad"] * 3
+        data = Dataset.from_dict({"text": texts, "label": [1, 0, 0, 0, 1, 0] * 3})
+        data = data.map(lambda b: bpe_tokenizer(b["text"]), batched=True, remove_columns=["text"])
+        config = AutoConfig.for_model("roberta", **BERT_LIKE, vocab_size=len(bpe_tokenizer), pad_token_id=1,
+                                      num_labels=2)
+        model = AutoModelForSequenceClassification.from_config(config)
+        args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method=method, mixup_padding=padding,
+                                      per_device_train_batch_size=6, max_steps=2, report_to=[], save_strategy="no",
+                                      use_cpu=True, logging_steps=1)
+        if not ok:
+            with pytest.raises(ValueError, match="pads on the left.*padding_side = 'right'"):
+                MixUpTrainer(model=model, args=args, train_dataset=data, processing_class=bpe_tokenizer)
+            return
+        trainer = MixUpTrainer(model=model, args=args, train_dataset=data, processing_class=bpe_tokenizer)
+        batch = trainer.data_collator([data[i] for i in range(3)])
+        assert batch["attention_mask"][:, 0].min() == 0  # really left-padded
+        assert math.isfinite(trainer.train().training_loss)
+    finally:
+        bpe_tokenizer.padding_side = "right"
+
+
+def test_pair_padding_refuses_a_left_padded_batch(batch):
+    left = {k: v.flip(1) for k, v in batch.items()}
+    with pytest.raises(ValueError, match="right-padded rows"):
+        pad_for_mixing(left, draw_partners(5, np.random.default_rng(0)), "pair", 102)
+
+
+# ------------------------------------------------------------------------------------ PEFT
+@pytest.mark.parametrize("method", ["cls", "input", "manifold"])
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_peft_lora_trains_with_every_method_and_saves_a_plain_adapter(family, method, tokenizer, sst2_small, tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    base = build(family, len(tokenizer), num_labels=2)
+    base.save_pretrained(tmp_path / "base")
+    targets = ["query", "value"]
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=targets)
+    model = get_peft_model(base, lora)
+    args = MixUpTrainingArguments(output_dir=str(tmp_path / "out"), mixup_method=method,
+                                  per_device_train_batch_size=8, max_steps=2, learning_rate=1e-2, report_to=[],
+                                  save_strategy="no", use_cpu=True, logging_steps=1, seed=0)
+    trainer = MixUpTrainer(model=model, args=args, train_dataset=sst2_small, processing_class=tokenizer)
+    head = trainer.mixup_hooks.levels.head  # BERT: the wrapper of `classifier`; RoBERTa: out_proj of the active copy
+    active = head.modules_to_save["default"] if hasattr(head, "modules_to_save") else head
+    assert isinstance(active, nn.Linear) and active.out_features == 2 and active.weight.requires_grad
+    assert math.isfinite(trainer.train().training_loss)
+    assert len([h for h in trainer.state.log_history if "mixup_layer" in h]) == 2
+    trainer.save_model(str(tmp_path / "adapter"))
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+
+    reloaded = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(tmp_path / "base"),
+                                         tmp_path / "adapter").eval()
+    sample = tokenizer(["a gripping film", "dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**sample).logits, model.eval()(**sample).logits)
+
+
+def test_peft_lora_on_the_classifier_mixes_both_branches(tokenizer, batch):
+    """LoRA on the final projection wraps it: the level is the wrapper's input, which reaches both
+    the frozen weight and the adapter (a hook on the inner Linear would miss the adapter)."""
+    from peft import LoraConfig, get_peft_model
+
+    base = build("bert", len(tokenizer))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "classifier"],
+                                            init_lora_weights=False))
+    hooks = MixUpHooks(model)
+    assert hooks.levels.head is base.classifier and hasattr(base.classifier, "base_layer")
+    partner, lam = draw_partners(5, np.random.default_rng(0)), 0.3
+    seen = []
+    with torch.no_grad():
+        h = base.classifier.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+        clean = model(**batch).logits
+        h.remove()
+        expected = lam * seen[0] + (1 - lam) * seen[0][partner]
+        hooks.plan = MixUpPlan(partner, lam, N + 1)
+        mixed = model(**batch).logits
+        hooks.plan = None
+        torch.testing.assert_close(mixed, base.classifier(expected))
+    assert not torch.allclose(mixed, clean, atol=1e-4)
+    hooks.remove()
