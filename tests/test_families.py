@@ -49,7 +49,6 @@ FAMILIES = {
     "roberta-prelayernorm": ({"pad_token_id": 1}, "roberta_prelayernorm.encoder.layer", "classifier.out_proj"),
     "roc_bert": ({}, "roc_bert.encoder.layer", "classifier"),
     "roformer": ({}, "roformer.encoder.layer", "classifier.out_proj"),
-    "squeezebert": ({"embedding_size": H, "intermediate_size": 36}, "transformer.encoder.layers", "classifier"),
     "xlm-roberta-xl": ({"pad_token_id": 1}, "roberta.encoder.layer", "classifier.out_proj"),
     "xmod": ({"pad_token_id": 1, "default_language": "en_XX"}, "roberta.encoder.layer", "classifier.out_proj"),
     "yoso": ({"use_expectation": True}, "yoso.encoder.layer", "classifier.out_proj"),
