@@ -272,7 +272,8 @@ def _bin_index(conf: np.ndarray, n_bins: int, binning: str) -> tuple[np.ndarray,
     equal_mass: sort by confidence (stable: ties keep their input order); the example at sorted
     position j (0-based) goes to bin floor(j · n_bins / N). Bins are contiguous in confidence and hold
     ⌊N/n⌋ or ⌈N/n⌉ examples (empty ones only when N < n_bins); equal confidences may straddle a
-    boundary. Edges, for plotting only: 0, the midpoints between neighbouring bins, 1.
+    boundary. Edges, for plotting only: the lowest confidence, the midpoints between neighbouring
+    bins, the highest confidence.
     """
     n = len(conf)
     if binning == "equal_width":
@@ -290,7 +291,7 @@ def _bin_index(conf: np.ndarray, n_bins: int, binning: str) -> tuple[np.ndarray,
     ordered = conf[order]
     inner = np.clip(first[1:-1], 1, n - 1) if n > 1 else np.zeros(n_bins - 1, dtype=np.intp)
     mids = (ordered[inner - 1] + ordered[inner]) / 2 if n > 1 else np.full(n_bins - 1, ordered[0])
-    return index, np.concatenate([[0.0], mids, [1.0]])
+    return index, np.concatenate([ordered[:1], mids, ordered[-1:]])
 
 
 def _bin_sums(index: np.ndarray, conf: np.ndarray, hits: np.ndarray, n_bins: int):
@@ -384,6 +385,8 @@ def expected_calibration_error(
     n_bins, norm = _check_n_bins(n_bins), _check_norm(norm)
     confidence, binning = _check_confidence(confidence), _check_binning(binning)
     if classwise:
+        if confidence != "top_label":
+            raise ValueError("classwise=True bins every class's probability; confidence='positive_class' does not apply.")
         return classwise_calibration_error(
             predictions, labels, n_bins=n_bins, norm=norm, from_logits=from_logits, binning=binning
         )
@@ -638,16 +641,23 @@ def plot_reliability_diagram(
     from_logits: bool = False,
     confidence: str = "top_label",
     show_histogram: bool = True,
+    binning: str = "equal_width",
+    overlay: CalibrationReport | None = None,
+    names: tuple[str, str] = ("before", "after temperature scaling"),
 ):
-    """Reliability diagram: per-bin accuracy bars, the gap to mean confidence, the diagonal.
+    """Reliability diagram: per-bin accuracy bars, the gap to mean confidence, the diagonal, and
+    under it a histogram of how many predictions fall in each confidence bin.
 
     Takes a :class:`CalibrationReport`, or predictions plus ``labels`` (then ``n_bins``,
-    ``from_logits``, ``confidence`` apply). The gap of each bin is a red hatched bar from its accuracy
-    to its mean confidence (above the blue bar: over-confident; below its top: under-confident).
-    ``show_histogram`` adds a panel of per-bin counts, since a large gap in a bin of three examples
-    means little. The title carries the ECE. Saves a PNG when ``path`` is given; returns the
-    ``matplotlib.figure.Figure``. Uses ``Figure`` directly (Agg canvas), never pyplot, so it needs no
-    display and leaves the global matplotlib state alone.
+    ``from_logits``, ``confidence``, ``binning`` apply). The gap of each bin is a red hatched bar from
+    its accuracy to its mean confidence (above the blue bar: over-confident; below its top:
+    under-confident). ``show_histogram`` adds the panel of per-bin counts, since a large gap in a bin
+    of three examples means little. ``overlay`` (another report on the *same* examples, e.g. after
+    temperature scaling) is drawn on top as a line through its bins' (mean confidence, accuracy) and
+    as an outline in the histogram; ``names`` label the two. Equal-mass bins are drawn with their
+    own widths. The title carries the ECE (both, with an overlay). Saves a PNG when ``path`` is
+    given; returns the ``matplotlib.figure.Figure``. Uses ``Figure`` directly (Agg canvas), never
+    pyplot, so it needs no display and leaves the global matplotlib state alone.
     """
     from matplotlib.figure import Figure
 
@@ -659,10 +669,13 @@ def plot_reliability_diagram(
         if labels is None:
             raise ValueError("labels are required when plotting from predictions (or pass a CalibrationReport).")
         report = calibration_report(
-            report_or_predictions, labels, n_bins=n_bins, from_logits=from_logits, confidence=confidence
+            report_or_predictions, labels, n_bins=n_bins, from_logits=from_logits, confidence=confidence,
+            binning=binning,
         )
+    if overlay is not None and not isinstance(overlay, CalibrationReport):
+        raise ValueError("overlay must be a CalibrationReport (e.g. calibration_report(logits / T, labels, ...)).")
 
-    left, width = report.bin_edges[:-1], 1.0 / report.n_bins
+    left, width = report.bin_edges[:-1], np.diff(report.bin_edges)
     filled = report.bin_counts > 0
     acc, conf = report.bin_accuracy[filled], report.bin_confidence[filled]
 
@@ -672,18 +685,27 @@ def plot_reliability_diagram(
     else:
         ax, ax_hist = fig.subplots(), None
     event = "Accuracy" if report.confidence == "top_label" else "Frequency of class 1"
-    ax.bar(left[filled], acc, width=width, align="edge", color="tab:blue", edgecolor="black", label=event)
-    ax.bar(left[filled], conf - acc, bottom=acc, width=width, align="edge", facecolor=(1.0, 0.0, 0.0, 0.2),
+    first = f"{event} ({names[0]})" if overlay is not None else event
+    ax.bar(left[filled], acc, width=width[filled], align="edge", color="tab:blue", edgecolor="black", label=first)
+    ax.bar(left[filled], conf - acc, bottom=acc, width=width[filled], align="edge", facecolor=(1.0, 0.0, 0.0, 0.2),
            edgecolor="red", linewidth=1.0, hatch="//", label="Gap to confidence")
+    if overlay is not None:
+        shown = overlay.bin_counts > 0
+        ax.plot(overlay.bin_confidence[shown], overlay.bin_accuracy[shown], marker="o", color="tab:orange",
+                linewidth=2, label=f"{event} ({names[1]})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="Perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel=event)
-    ax.set_title(
-        f"{title or 'Reliability diagram'}\nECE = {report.ece:.4f}  ({report.n_bins} bins, N = {report.n_samples})"
-    )
-    ax.legend(loc="upper left")
+    kind = "equal-mass " if report.binning == "equal_mass" else ""
+    ece = f"ECE = {report.ece:.4f}" if overlay is None else f"ECE {report.ece:.4f} → {overlay.ece:.4f}"
+    ax.set_title(f"{title or 'Reliability diagram'}\n{ece}  ({report.n_bins} {kind}bins, N = {report.n_samples})")
+    ax.legend(loc="upper left", fontsize="small")
     xlabel = "Confidence (max probability)" if report.confidence == "top_label" else "Predicted P(class 1)"
     if ax_hist is not None:
-        ax_hist.bar(left, report.bin_counts, width=width, align="edge", color="tab:gray", edgecolor="black")
+        ax_hist.bar(left, report.bin_counts, width=width, align="edge", color="tab:gray", edgecolor="black",
+                    label=names[0] if overlay is not None else None)
+        if overlay is not None:
+            ax_hist.stairs(overlay.bin_counts, overlay.bin_edges, color="tab:orange", linewidth=2, label=names[1])
+            ax_hist.legend(loc="upper left", fontsize="small")
         ax_hist.set(ylabel="Count", xlabel=xlabel)
     else:
         ax.set_xlabel(xlabel)
