@@ -473,8 +473,9 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = T
     ``logits`` is [N, C], or [N] logits of class 1 for a binary task (read as [0, z]). Raises
     ``ValueError`` for no examples, non-finite logits, or labels of a single class (the NLL of one
     class is minimised by T → 0 or ∞, whatever the model). If the optimum is on a bound of
-    ``bounds`` (all predictions correct: T → 0; see ``TEMPERATURE_BOUNDS``) it warns
-    (``RuntimeWarning``) and returns the bound.
+    ``bounds`` it warns (``RuntimeWarning``) and returns the bound: when no calibration example has a
+    class scored above its label (all correct), the NLL falls all the way to T → 0, and the lower
+    bound is returned without optimising; a model worse than uniform on the split sends T → ∞.
     """
     from scipy.optimize import minimize
 
@@ -495,6 +496,15 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = T
         raise ValueError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}.")
     z = preds - preds.max(axis=1, keepdims=True)  # max 0 per row, so exp(β z) never overflows for β > 0
     z_label = z[np.arange(len(labels_arr)), labels_arr]
+    if (z_label == 0).all():  # no class ever beats the label: every NLL term falls as T -> 0, no minimum
+        warnings.warn(
+            f"The temperature hit its bound T = {lo:g}: every one of the {len(z)} calibration predictions is "
+            "correct, so the NLL keeps falling towards T -> 0. T is clipped to the bound; fit on more (or harder) "
+            "examples for a meaningful temperature.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return float(lo)
 
     def nll_and_gradient(log_t: np.ndarray) -> tuple[float, np.ndarray]:
         beta = np.exp(-log_t[0])  # 1 / T
@@ -506,9 +516,11 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = T
 
     result = minimize(nll_and_gradient, x0=np.zeros(1), jac=True, method="L-BFGS-B",
                       bounds=[(np.log(lo), np.log(hi))], options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 200})
+    # Some prediction is wrong, so the NLL grows without bound as T -> 0 and has a minimum at T > 0;
+    # it can still keep falling towards T -> infinity (a model worse than uniform on this split).
     temperature = float(np.exp(result.x[0]))
     if min(abs(result.x[0] - np.log(lo)), abs(result.x[0] - np.log(hi))) < 1e-6:
-        correct = int((preds.argmax(axis=1) == labels_arr).sum())
+        correct = int((z_label == 0).sum())
         warnings.warn(
             f"The temperature hit its bound T = {temperature:g}: on the calibration examples the NLL keeps falling "
             f"towards T -> {'0' if temperature <= lo * (1 + 1e-5) else 'infinity'} ({correct} of {len(labels_arr)} "
