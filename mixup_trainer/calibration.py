@@ -200,36 +200,39 @@ def _top_label(preds: np.ndarray, labels: np.ndarray, from_logits: bool, confide
     with warnings.catch_warnings():  # torch warns about read-only arrays; nothing here writes to them
         warnings.simplefilter("ignore", UserWarning)
         t = torch.from_numpy(preds)
-    row_sums = t.sum(dim=1)
-    if not bool(torch.isfinite(row_sums).all()) and not np.isfinite(preds).all():  # 2nd test: overflow
+    # Only the [N, C] passes run in torch; everything on [N] vectors stays in numpy, because each
+    # parallel torch op pays a thread hand-off that costs more than the op on a busy machine.
+    row_sums = t.sum(dim=1).numpy()
+    if not np.isfinite(row_sums).all() and not np.isfinite(preds).all():  # 2nd test: overflow of huge values
         raise ValueError("predictions contain NaN or inf: remove or fix those rows before scoring.")
     top, predicted = t.max(dim=1)
     if from_logits:
         exp = torch.exp(t - top[:, None])
-        total = exp.sum(dim=1)
-        conf = 1.0 / total if confidence == "top_label" else exp[:, 1] / total
+        total = exp.sum(dim=1).numpy()
+        conf = 1.0 / total if confidence == "top_label" else exp[:, 1].numpy() / total
     else:
+        top = top.numpy()
         lowest, highest = float(t.amin()), float(top.max())
         if lowest < 0.0 or highest > 1.0:
             raise ValueError(
                 f"predictions are not probabilities (values in [{lowest:.4g}, {highest:.4g}], outside [0, 1]); "
                 "if these are logits pass from_logits=True."
             )
-        worst = float((row_sums - 1.0).abs().max())
+        worst = float(np.abs(row_sums - 1.0).max())
         if worst > ROW_SUM_TOLERANCE:
             raise ValueError(
                 f"probability rows must sum to 1 (within {ROW_SUM_TOLERANCE}); the worst row is off by {worst:.3g}. "
                 "Pass from_logits=True for logits, or normalise the rows."
             )
-        conf = top if confidence == "top_label" else t[:, 1]
+        conf = top if confidence == "top_label" else np.ascontiguousarray(preds[:, 1])
     if confidence == "top_label":
-        return conf.numpy(), predicted.numpy() == labels
+        return conf, predicted.numpy() == labels
     if preds.shape[1] != 2:
         raise ValueError(
             f"confidence='positive_class' needs a binary task (1-D or [N, 2] predictions), got {preds.shape[1]} "
             "classes; use confidence='top_label'."
         )
-    return np.ascontiguousarray(conf.numpy()), labels == 1
+    return conf, labels == 1
 
 
 def _probabilities(preds: np.ndarray, labels: np.ndarray, from_logits: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -319,6 +322,8 @@ def _errors(counts: np.ndarray, gaps: np.ndarray, norm: str) -> np.ndarray | flo
 
 def _top_label_error(conf, hits, n_bins, norm, binning) -> float:
     index, _ = _bin_index(conf, n_bins, binning)
+    if norm == "l1":  # the ECE needs only the gap sums: skip the counts
+        return float(np.abs(np.bincount(index, weights=conf - hits, minlength=n_bins)).sum() / len(conf))
     return float(_errors(*_bin_sums(index, conf, hits, n_bins), norm))
 
 
