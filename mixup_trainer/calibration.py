@@ -1,4 +1,4 @@
-"""Calibration metrics in float64 numpy: ECE, MCE, RMSCE, Brier score, NLL, reliability diagrams.
+"""Calibration metrics in float64: ECE, MCE, RMSCE, Brier score, NLL, reliability diagrams, and more.
 
 Convention (Guo et al., 2017, "On Calibration of Modern Neural Networks", and their reference code):
 
@@ -23,6 +23,13 @@ scored in. ``labels`` is ``[N]`` integer class ids.
 the observed frequency of label 1 -- the reliability curve of ``sklearn.calibration.calibration_curve``
 and what ``torchmetrics.functional.classification.binary_calibration_error`` computes (despite its
 "top-label" docstring). Accuracy, Brier and NLL do not depend on this choice.
+
+Beyond the one ECE of the paper (formulas and when to use each: the metric card,
+``metrics/expected_calibration_error/README.md``): ``binning="equal_mass"`` (adaptive ECE),
+``classwise=True`` / :func:`classwise_calibration_error` (Kull et al., 2019), :func:`smooth_ece`
+(relplot's smECE), :func:`overconfidence` (the signed gap, mean confidence − accuracy),
+:func:`bootstrap_calibration_error` (seeded percentile intervals) and :func:`fit_temperature`
+(temperature scaling; ``mixup_trainer.temperature`` applies it in the run scripts).
 
 Bad input raises ``ValueError`` naming the problem and the fix; nothing here returns a number for it.
 """
