@@ -85,7 +85,8 @@ def main():
 
     n = args.bootstrap_rows
     for binning in ("equal_width", "equal_mass"):
-        run = lambda: bootstrap_calibration_error(probs[:n], labels[:n], n_resamples=args.resamples, binning=binning)  # noqa: E731
+        run = lambda: bootstrap_calibration_error(  # noqa: E731
+            probs[:n], labels[:n], n_resamples=args.resamples, binning=binning)
         print(f"bootstrap_{binning}_{args.resamples}_resamples_{n}_rows seconds={seconds(run):.2f}")
 
     if args.evaluate_rows:

@@ -398,7 +398,9 @@ def expected_calibration_error(
     confidence, binning = _check_confidence(confidence), _check_binning(binning)
     if classwise:
         if confidence != "top_label":
-            raise ValueError("classwise=True bins every class's probability; confidence='positive_class' does not apply.")
+            raise ValueError(
+                "classwise=True bins every class's probability; confidence='positive_class' does not apply."
+            )
         return classwise_calibration_error(
             predictions, labels, n_bins=n_bins, norm=norm, from_logits=from_logits, binning=binning
         )

@@ -112,8 +112,9 @@ class DataTrainingArguments:
                   "scored examples, and save the model with T folded into its classifier (see temperature.py)."},
     )
     calibration_file: str | None = field(
-        default=None, metadata={"help": "Calibration examples for --temperature_scaling (csv, tsv, json or jsonl, "
-                                "labelled); the whole evaluation set is then scored. Default: split the evaluation set."}
+        default=None,
+        metadata={"help": "Calibration examples for --temperature_scaling (csv, tsv, json or jsonl, labelled); the "
+                  "whole evaluation set is then scored. Default: split the evaluation set."},
     )
     calibration_fraction: float = field(
         default=0.5, metadata={"help": "Without --calibration_file: the random fraction of the evaluation set that T "

@@ -38,7 +38,9 @@ def check_arguments(data_args, task, training_args) -> None:
     """Refuse inconsistent temperature-scaling flags before anything is trained."""
     if not data_args.temperature_scaling:
         if data_args.calibration_file is not None:
-            raise ValueError("--calibration_file is only used with --temperature_scaling: add that flag, or drop the file.")
+            raise ValueError(
+                "--calibration_file is only used with --temperature_scaling: add that flag, or drop the file."
+            )
         return
     if task.is_regression:
         raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
@@ -154,7 +156,8 @@ def apply_temperature_scaling(
     trainer.save_model()  # the plain model, now with T folded into its classifier
     if trainer.is_world_process_zero():
         n_bins = data_args.calibration_bins
-        reports = [calibration_report(x, labels, n_bins=n_bins, from_logits=True) for x in (logits, logits / temperature)]
+        reports = [calibration_report(x, labels, n_bins=n_bins, from_logits=True)
+                   for x in (logits, logits / temperature)]
         plot_reliability_diagram(reports[0], path=os.path.join(args.output_dir, TS_DIAGRAM_FILE), overlay=reports[1],
                                  names=("before", f"after temperature scaling, T = {temperature:.3g}"),
                                  title=f"{task.name}, mixup {args.mixup_method}, {len(scored)} scored examples")

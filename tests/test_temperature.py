@@ -117,7 +117,8 @@ def test_fit_bad_input(logits, labels, message):
 
 def test_fit_diverging_temperature_is_bounded_with_a_warning():
     all_correct = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), np.array([0, 1, 0])
-    with pytest.warns(RuntimeWarning, match=r"hit its bound T = 0\.01: every one of the 3 calibration predictions is correct"):
+    message = r"hit its bound T = 0\.01: every one of the 3 calibration predictions is correct"
+    with pytest.warns(RuntimeWarning, match=message):
         assert fit_temperature(*all_correct) == pytest.approx(TEMPERATURE_BOUNDS[0])
     all_wrong = np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([1, 0])
     with pytest.warns(RuntimeWarning, match=r"T -> infinity \(0 of 2"):
