@@ -534,12 +534,12 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = T
     # it can still keep falling towards T -> infinity (a model worse than uniform on this split).
     temperature = float(np.exp(result.x[0]))
     if min(abs(result.x[0] - np.log(lo)), abs(result.x[0] - np.log(hi))) < 1e-6:
-        correct = int((z_label == 0).sum())
+        correct, to_zero = int((z_label == 0).sum()), temperature <= lo * (1 + 1e-5)
         warnings.warn(
             f"The temperature hit its bound T = {temperature:g}: on the calibration examples the NLL keeps falling "
-            f"towards T -> {'0' if temperature <= lo * (1 + 1e-5) else 'infinity'} ({correct} of {len(labels_arr)} "
-            "predictions correct). T is clipped to the bound; fit on more (or harder) examples for a meaningful "
-            "temperature.",
+            f"towards T -> {'0' if to_zero else 'infinity'} ({correct} of {len(labels_arr)} predictions correct"
+            f"{'' if to_zero else ': the model scores no better than uniform probabilities there'}). T is clipped "
+            "to the bound; fit on more examples for a meaningful temperature.",
             RuntimeWarning,
             stacklevel=2,
         )
