@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,21 +63,25 @@ def run(args) -> None:
 
 
 def table(args) -> None:
+    from mixup_trainer.calibration import TEMPERATURE_BOUNDS
+
     for task in args.tasks.split(","):
         rows = {}
         for path in sorted(Path(args.runs_dir, task).glob("*/seed*/all_results.json")):
             rows.setdefault(path.parent.parent.name, []).append(json.loads(path.read_text()))
-        head = "| method | seeds | T | " + " | ".join(f"{name} (x100)" for _, name in COLUMNS) + " |"
+        head = "| method | seeds | T (median) | " + " | ".join(f"{name} (x100)" for _, name in COLUMNS) + " |"
         print(f"\n{task}\n\n{head}\n|" + "---|" * (len(COLUMNS) + 3))
         for method in [m for m in METHODS if m in rows]:
             runs = rows[method]
-            t_mean, t_se = mean_se([r["temperature"] for r in runs])
+            temps = sorted(r["temperature"] for r in runs)
+            at_bound = sum(t <= TEMPERATURE_BOUNDS[0] or t >= TEMPERATURE_BOUNDS[1] for t in temps)
+            t_text = f"{statistics.median(temps):.2f}" + (f" ({at_bound} at a bound)" if at_bound else "")
             for prefix, name in (("eval_", method), ("eval_ts_", f"{method} + TS" if method != "none" else "TS alone")):
                 cells = []
                 for key, _ in COLUMNS:
                     mean, se = mean_se([100 * r[prefix + key] for r in runs])
                     cells.append(f"{mean:.1f} ± {se:.1f}")
-                temp = f"{t_mean:.2f} ± {t_se:.2f}" if prefix == "eval_ts_" else "–"
+                temp = t_text if prefix == "eval_ts_" else "–"
                 print(f"| {name} | {len(runs)} | {temp} | " + " | ".join(cells) + " |")
 
 
