@@ -2,13 +2,19 @@
 
 from .arguments import MixUpTrainingArguments
 from .calibration import (
+    BootstrapInterval,
     CalibrationReport,
+    bootstrap_calibration_error,
     brier_score,
     calibration_report,
+    classwise_calibration_error,
     expected_calibration_error,
+    fit_temperature,
     maximum_calibration_error,
     negative_log_likelihood,
+    overconfidence,
     plot_reliability_diagram,
+    smooth_ece,
 )
 from .collator import MixUpDataCollator
 from .hooks import MixUpHooks, get_or_attach_hooks
@@ -20,7 +26,13 @@ from .trainer import MixUpTrainer
 __version__ = "0.1.0"
 
 __all__ = [
+    "BootstrapInterval",
     "CalibrationReport",
+    "bootstrap_calibration_error",
+    "classwise_calibration_error",
+    "fit_temperature",
+    "overconfidence",
+    "smooth_ece",
     "ECE_METRIC_PATH",
     "brier_score",
     "calibration_report",

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mixup_trainer.calibration import calibration_report
+from mixup_trainer.calibration import calibration_report, expected_calibration_error, smooth_ece
 
 __all__ = ["ECE_METRIC_PATH", "CLASSIFICATION_METRICS", "load_ece", "make_compute_metrics"]
 
@@ -39,7 +39,10 @@ def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable
     Classification (predictions `[N, C]` logits, C >= 2): `accuracy` always, plus `metric` when it is
     `"matthews_correlation"` or `"f1"` (binary F1 of class 1 for C = 2, macro F1 otherwise), plus
     `ece`, `mce`, `brier`, `nll` from the logits (see `mixup_trainer.calibration`; `nll` equals the
-    cross-entropy eval loss of an unmixed model).
+    cross-entropy eval loss of an unmixed model), and the estimators beyond the paper's one ECE:
+    `adaptive_ece` (equal-mass bins), `classwise_ece`, `smece` (relplot's smooth ECE) and
+    `overconfidence` (mean confidence − accuracy: > 0 over-confident, < 0 under-confident), all with
+    `n_bins` bins where they bin.
 
     Regression (predictions `[N]` or `[N, 1]`: a `num_labels=1` head): `pearson`, `spearmanr`, `mse`,
     whatever `metric` says, and no calibration metrics.
@@ -77,6 +80,8 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str,
     from sklearn.metrics import f1_score, matthews_corrcoef
 
     report = calibration_report(logits, labels, n_bins=n_bins, from_logits=True)
+    adaptive = expected_calibration_error(logits, labels, n_bins=n_bins, from_logits=True, binning="equal_mass")
+    classwise = expected_calibration_error(logits, labels, n_bins=n_bins, from_logits=True, classwise=True)
     predicted = logits.argmax(axis=-1)
     out = {"accuracy": report.accuracy}
     if metric == "matthews_correlation":
@@ -84,7 +89,9 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str,
     elif metric == "f1":
         binary = logits.shape[-1] == 2
         out[metric] = float(f1_score(labels, predicted, average="binary" if binary else "macro"))
-    out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll)
+    out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll, adaptive_ece=adaptive,
+               classwise_ece=classwise, smece=smooth_ece(logits, labels, from_logits=True),
+               overconfidence=report.overconfidence)
     return out
 
 

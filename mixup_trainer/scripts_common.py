@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import temperature
 from .tasks import Task, get_task, load_raw_datasets, sample_rows
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,23 @@ class DataTrainingArguments:
                   "alpha, max length, dropout 0.1); flags you give explicitly win."},
     )
     calibration_bins: int = field(default=15, metadata={"help": "Equal-width bins of ECE/MCE and the diagram."})
+    temperature_scaling: bool = field(
+        default=False,
+        metadata={"help": "Fit a temperature T on calibration examples, report eval_ts_* beside eval_* on the same "
+                  "scored examples, and save the model with T folded into its classifier (see temperature.py)."},
+    )
+    calibration_file: str | None = field(
+        default=None,
+        metadata={"help": "Calibration examples for --temperature_scaling (csv, tsv, json or jsonl, labelled); the "
+                  "whole evaluation set is then scored. Default: split the evaluation set."},
+    )
+    calibration_fraction: float = field(
+        default=0.5, metadata={"help": "Without --calibration_file: the random fraction of the evaluation set that T "
+                               "is fitted on; every eval_* number then covers the other examples only."}
+    )
+    calibration_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the --calibration_fraction split. Default: --seed."}
+    )
 
 
 # ------------------------------------------------------------------------------------ arguments
@@ -470,6 +488,7 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
     from .evaluation import make_compute_metrics
 
     model_args, data_args, training_args, task = parse_args(argv, default_task)
+    temperature.check_arguments(data_args, task, training_args)
     _setup_logging(training_args)
     logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
     resume = _checkpoint_to_resume(training_args, data_args)
@@ -514,6 +533,10 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
             eval_metrics["best_global_step"] = trainer.state.best_global_step
         elif trainer.state.epoch is not None:
             eval_metrics["epoch"] = trainer.state.epoch
+        if data_args.temperature_scaling:  # before/after on held-out examples; saves the model with T folded in
+            eval_metrics.update(temperature.apply_temperature_scaling(
+                trainer, task, data_args, raw["validation"], output.predictions,
+                lambda r: _tokenise(r, tokenizer, task, data_args, training_args, pad_to_max)[0]))
         trainer.log_metrics("eval", eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         all_metrics.update(eval_metrics)
@@ -529,7 +552,8 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
             _write_predictions(os.path.join(training_args.output_dir, TEST_PREDICTIONS_FILE), raw["test"], logits,
                                task)
 
-    trainer.card_section = model_card_section(task, training_args, data_summary, eval_metrics)
+    trainer.card_section = (model_card_section(task, training_args, data_summary, eval_metrics)
+                            + temperature.card_section(eval_metrics))
     card = {"finetuned_from": model_args.model_name_or_path, "tasks": "text-classification",
             "tags": ["mixup", f"mixup-{training_args.mixup_method}", task.name]}
     if local:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from mixup_trainer.calibration import calibration_report
+from mixup_trainer.calibration import calibration_report, expected_calibration_error, smooth_ece
 from mixup_trainer.evaluation import ECE_METRIC_PATH, make_compute_metrics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +33,12 @@ def test_classification_metrics(metric, n_classes):
     report = calibration_report(logits, labels, n_bins=10, from_logits=True)
     predicted = logits.argmax(-1)
     expected = {"accuracy": float((predicted == labels).mean()), "ece": report.ece, "mce": report.mce,
-                "brier": report.brier, "nll": report.nll}
+                "brier": report.brier, "nll": report.nll, "overconfidence": report.overconfidence,
+                "adaptive_ece": expected_calibration_error(logits, labels, n_bins=10, from_logits=True,
+                                                           binning="equal_mass"),
+                "classwise_ece": expected_calibration_error(logits, labels, n_bins=10, from_logits=True,
+                                                            classwise=True),
+                "smece": smooth_ece(logits, labels, from_logits=True)}
     if metric == "matthews_correlation":
         expected[metric] = matthews_corrcoef(labels, predicted)
     if metric == "f1":

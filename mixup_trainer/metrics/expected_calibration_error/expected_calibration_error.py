@@ -9,7 +9,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from mixup_trainer.calibration import calibration_report
+from mixup_trainer.calibration import calibration_report, classwise_calibration_error
 
 _CITATION = """\
 @inproceedings{guo2017calibration,
@@ -26,6 +26,8 @@ Expected Calibration Error (ECE): how far a classifier's confidence is from its 
 are grouped into `n_bins` equal-width bins by top-label confidence p = max_c P(c); bin m holds p in
 (m/n, (m+1)/n] (p = 0 in the first bin), and ECE = sum_m |B_m|/N * |accuracy(B_m) - confidence(B_m)|.
 Computed in float64. norm="l2" gives the RMS calibration error, norm="max" the maximum (MCE).
+binning="equal_mass" gives the adaptive ECE (bins of equal count); classwise=True the classwise ECE
+(the mean over classes c of the binned error of P(c) against y = c).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -38,13 +40,18 @@ Args:
     from_logits (bool): predictions are logits; softmax (sigmoid for one float per example) in float64.
     confidence (str): "top_label" (default) or "positive_class" (binary only: bins P(class 1) against
         the frequency of class 1, like torchmetrics' binary_calibration_error).
-    detailed (bool): also return MCE, RMSCE, Brier, NLL, accuracy and the per-bin data.
-    n_bins, norm, from_logits, confidence and detailed can also be given to `evaluate.load(...)`, which
+    binning (str): "equal_width" (default: bins (m/n, (m+1)/n]) or "equal_mass" (adaptive: sorted by
+        confidence, n_bins bins of equal count).
+    classwise (bool): classwise ECE (Kull et al., 2019) instead of top-label; default False.
+    detailed (bool): also return MCE, RMSCE, overconfidence, Brier, NLL, accuracy and the per-bin data.
+    n_bins, norm, from_logits, confidence, binning, classwise and detailed can also be given to
+    `evaluate.load(...)`, which
     makes them the defaults of that instance (useful with `evaluate.combine`, which passes the same
     compute keyword arguments to every module).
 Returns:
     expected_calibration_error (float): the calibration error under `norm`, in [0, 1].
-    With detailed=True also: maximum_calibration_error, rms_calibration_error, brier_score (multiclass
+    With detailed=True also: maximum_calibration_error, rms_calibration_error (top-label, with the
+    chosen binning), overconfidence (mean confidence - accuracy), brier_score (multiclass
     form, in [0, 2]), negative_log_likelihood, accuracy, bin_edges, bin_counts, bin_accuracy and
     bin_confidence (lists; None for empty bins).
 Examples:
@@ -57,10 +64,12 @@ Examples:
 class ExpectedCalibrationError(evaluate.Metric):
     """Top-label ECE in float64 with (lo, hi] bins; see mixup_trainer.calibration."""
 
-    def __init__(self, n_bins=15, norm="l1", from_logits=False, confidence="top_label", detailed=False, **kwargs):
+    def __init__(self, n_bins=15, norm="l1", from_logits=False, confidence="top_label", binning="equal_width",
+                 classwise=False, detailed=False, **kwargs):
         super().__init__(**kwargs)
         self._defaults = dict(
-            n_bins=n_bins, norm=norm, from_logits=from_logits, confidence=confidence, detailed=detailed
+            n_bins=n_bins, norm=norm, from_logits=from_logits, confidence=confidence, binning=binning,
+            classwise=classwise, detailed=detailed,
         )
 
     def _info(self):
@@ -96,13 +105,24 @@ class ExpectedCalibrationError(evaluate.Metric):
             n_bins=options["n_bins"],
             from_logits=options["from_logits"],
             confidence=options["confidence"],
+            binning=options["binning"],
         )
-        result = {"expected_calibration_error": report.calibration_error(options["norm"])}
+        if options["classwise"]:
+            if options["confidence"] != "top_label":
+                raise ValueError("classwise=True bins every class's probability; confidence does not apply.")
+            value = classwise_calibration_error(
+                predictions, np.asarray(references), n_bins=options["n_bins"], norm=options["norm"],
+                from_logits=options["from_logits"], binning=options["binning"],
+            )
+        else:
+            value = report.calibration_error(options["norm"])
+        result = {"expected_calibration_error": value}
         if options["detailed"]:
             details = report.to_dict()
             result.update(
                 maximum_calibration_error=report.mce,
                 rms_calibration_error=report.rmsce,
+                overconfidence=report.overconfidence,
                 brier_score=report.brier,
                 negative_log_likelihood=report.nll,
                 accuracy=report.accuracy,

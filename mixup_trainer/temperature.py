@@ -1,0 +1,192 @@
+"""Temperature scaling in the run scripts: fit T on calibration examples, score before and after on
+other examples, fold T into the classifier so the saved model is a plain, calibrated model.
+
+Which examples each number covers (written to ``all_results.json`` as ``calibration_source``):
+
+* ``--calibration_file F``: T is fitted on the examples of F; the evaluation set is scored whole,
+  so every ``eval_*`` number is the usual one and ``eval_ts_*`` is the same set after scaling.
+* otherwise a seeded split of the evaluation set (``--calibration_fraction``, default 0.5, and
+  ``--calibration_seed``, default ``--seed``): T is fitted on that fraction, and *every* ``eval_*``
+  and ``eval_ts_*`` number is recomputed on the remaining examples only (``eval_samples`` is their
+  count; ``eval_loss`` becomes their cross-entropy, = ``eval_nll``). So ``eval_ece`` and
+  ``eval_ts_ece`` always describe the same examples, none of which T has seen. The best epoch was
+  still chosen on the whole evaluation set, as without temperature scaling.
+
+The fitted T is folded into the classifier's final projection (the last ``nn.Linear`` whose
+``out_features`` is the number of labels): W ← W / T, b ← b / T, since (W h + b) / T = (W/T) h + b/T.
+The model saved afterwards is a plain checkpoint whose ``pipeline(...)`` probabilities are the
+calibrated ones, and ``--do_predict`` (which runs after evaluation) writes calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+TEMPERATURE_FILE = "eval_temperature_scaling.json"
+TS_DIAGRAM_FILE = "eval_ts_reliability_diagram.png"
+
+
+def check_arguments(data_args, task, training_args) -> None:
+    """Refuse inconsistent temperature-scaling flags before anything is trained."""
+    if not data_args.temperature_scaling:
+        if data_args.calibration_file is not None:
+            raise ValueError(
+                "--calibration_file is only used with --temperature_scaling: add that flag, or drop the file."
+            )
+        return
+    if task.is_regression:
+        raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
+    if not training_args.do_eval:
+        raise ValueError("--temperature_scaling scores the evaluation set before and after scaling: add --do_eval.")
+    fraction = data_args.calibration_fraction
+    if data_args.calibration_file is None and not 0.0 < fraction < 1.0:
+        raise ValueError(f"--calibration_fraction must lie strictly between 0 and 1 (e.g. 0.5), got {fraction}.")
+    if data_args.calibration_file is not None and not Path(data_args.calibration_file).is_file():
+        raise FileNotFoundError(f"--calibration_file {data_args.calibration_file} does not exist.")
+
+
+def final_projection(model):
+    """The classifier's final projection: the last ``nn.Linear`` with ``out_features == num_labels``
+    (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``, DistilBERT's ``classifier`` ...)."""
+    import torch
+
+    num_labels = model.config.num_labels
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no nn.Linear with out_features == num_labels ({num_labels}) to fold a "
+            "temperature into; temperature scaling of this model is not supported."
+        )
+    return layers[-1]
+
+
+def fold_temperature(model, temperature: float) -> None:
+    """Divide the final projection's weight and bias by T in place: logits become logits / T."""
+    import torch
+
+    layer = final_projection(model)
+    with torch.no_grad():
+        layer.weight.div_(temperature)
+        if layer.bias is not None:
+            layer.bias.div_(temperature)
+
+
+def split_evaluation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration rows, scored rows): a seeded random ``fraction`` of range(n) and the rest, each sorted."""
+    n_cal = int(round(fraction * n))
+    if not 1 <= n_cal <= n - 1:
+        raise ValueError(
+            f"--calibration_fraction {fraction} of {n} evaluation examples leaves {n_cal} for calibration and "
+            f"{n - n_cal} to score; both need at least one (use more evaluation examples or another fraction)."
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+
+
+def _logits(predictions) -> np.ndarray:
+    return np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
+
+
+def apply_temperature_scaling(
+    trainer,
+    task,
+    data_args,
+    raw_eval,
+    eval_logits: np.ndarray,
+    tokenize: Callable[[Any], Any],
+) -> dict:
+    """Fit T, score before/after, fold T into the model and save it; return the metrics to merge into
+    the evaluation's (``eval_*`` of the scored examples, ``eval_ts_*``, ``temperature``, ...).
+
+    ``tokenize`` maps a ``DatasetDict`` of raw rows to model inputs (the script's own tokenisation),
+    for a ``--calibration_file``. Runs on every process (``predict`` is collective); only the main
+    process writes files.
+    """
+    from datasets import DatasetDict
+
+    from .calibration import calibration_report, fit_temperature, plot_reliability_diagram
+    from .evaluation import make_compute_metrics
+    from .tasks import load_raw_datasets
+
+    args = trainer.args
+    eval_logits = _logits(eval_logits).astype(np.float64)
+    eval_labels, eval_ids = np.asarray(raw_eval["label"]), np.asarray(raw_eval["idx"])
+    if data_args.calibration_file is not None:
+        raw_cal = load_raw_datasets(task, ["validation"], validation_file=data_args.calibration_file)["validation"]
+        cal_labels = np.asarray(raw_cal["label"])
+        if (cal_labels < 0).any():
+            raise ValueError(f"--calibration_file {data_args.calibration_file} has unlabelled rows (label -1); "
+                             "temperature scaling needs a label for every calibration example.")
+        tokenised = tokenize(DatasetDict({"validation": raw_cal}))["validation"]
+        cal_logits = _logits(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
+        cal_logits = cal_logits.astype(np.float64)
+        scored = np.arange(len(eval_labels))
+        source = f"file {data_args.calibration_file} ({len(cal_labels)} examples); all evaluation examples scored"
+        cal_ids = [int(i) for i in raw_cal["idx"]]
+    else:
+        seed = args.seed if data_args.calibration_seed is None else data_args.calibration_seed
+        cal_rows, scored = split_evaluation(len(eval_labels), data_args.calibration_fraction, seed)
+        cal_logits, cal_labels = eval_logits[cal_rows], eval_labels[cal_rows]
+        source = (f"random {data_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
+                  f"{len(cal_rows)} examples); the other {len(scored)} scored")
+        cal_ids = eval_ids[cal_rows].tolist()
+
+    temperature = fit_temperature(cal_logits, cal_labels)
+    logger.info("Temperature scaling: T = %.4f fitted on %s", temperature, source)
+    compute = make_compute_metrics(task.metric, n_bins=data_args.calibration_bins)
+    logits, labels = eval_logits[scored], eval_labels[scored]
+    before = compute((logits, labels))
+    after = compute((logits / temperature, labels))
+    out = {f"eval_{k}": v for k, v in before.items()}
+    out.update({f"eval_ts_{k}": v for k, v in after.items()})
+    if data_args.calibration_file is None:  # eval_loss of the scored rows: the cross-entropy of their logits
+        out["eval_loss"] = before["nll"]
+    out.update(temperature=temperature, calibration_source=source, calibration_samples=len(cal_labels),
+               eval_samples=len(scored))
+
+    fold_temperature(trainer.model, temperature)
+    trainer.save_model()  # the plain model, now with T folded into its classifier
+    if trainer.is_world_process_zero():
+        n_bins = data_args.calibration_bins
+        reports = [calibration_report(x, labels, n_bins=n_bins, from_logits=True)
+                   for x in (logits, logits / temperature)]
+        plot_reliability_diagram(reports[0], path=os.path.join(args.output_dir, TS_DIAGRAM_FILE), overlay=reports[1],
+                                 names=("before", f"after temperature scaling, T = {temperature:.3g}"),
+                                 title=f"{task.name}, mixup {args.mixup_method}, {len(scored)} scored examples")
+        record = {"temperature": temperature, "calibration_source": source, "calibration_idx": cal_ids,
+                  "scored_idx": eval_ids[scored].tolist(), "folded_into":
+                  "weight and bias of the last nn.Linear with out_features == num_labels", "before": before,
+                  "after": after}
+        Path(args.output_dir, TEMPERATURE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return out
+
+
+def card_section(eval_metrics: dict | None) -> str:
+    """Model-card paragraph for a temperature-scaled model ("" without temperature scaling)."""
+    if not eval_metrics or "temperature" not in eval_metrics:
+        return ""
+    keys = ("accuracy", "ece", "adaptive_ece", "smece", "overconfidence", "nll", "brier")
+    rows = [f"| {k} | {eval_metrics[f'eval_{k}']:.4f} | {eval_metrics[f'eval_ts_{k}']:.4f} |"
+            for k in keys if f"eval_{k}" in eval_metrics and f"eval_ts_{k}" in eval_metrics]
+    return "\n".join([
+        "",
+        "## Temperature scaling",
+        "",
+        f"A temperature T = {eval_metrics['temperature']:.4f} was fitted (minimum NLL, Guo et al., 2017) on the "
+        f"calibration examples: {eval_metrics['calibration_source']}. T is folded into the saved weights (the "
+        "classifier's final projection divided by T), so this checkpoint loads as a plain model and its "
+        "probabilities, e.g. from `pipeline(...)`, are the calibrated ones. Before/after, on the "
+        f"{eval_metrics['eval_samples']} scored examples:",
+        "",
+        "| metric | before | after |",
+        "|---|---|---|",
+        *rows,
+    ]) + "\n"
