@@ -87,6 +87,23 @@ def _outermost_wrapper(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
+def final_projection(model: nn.Module) -> tuple[str, nn.Linear]:
+    """(path, module) of the classifier's final projection: the last ``nn.Linear`` with
+    ``out_features == num_labels`` (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``), PEFT's
+    adapter weights (``lora_A``/``lora_B`` ...) left out. Level n+1 is its input; temperature
+    scaling folds T into it."""
+    num_labels = model.config.num_labels
+    adapters = [path + "." for path, m in model.named_modules()
+                if isinstance(m, nn.ModuleDict) and not path.endswith("modules_to_save")]
+    heads = [(path, m) for path, m in model.named_modules()
+             if isinstance(m, nn.Linear) and m.out_features == num_labels
+             and not any(path.startswith(prefix) for prefix in adapters)]
+    if not heads:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear with out_features == num_labels ({num_labels}) "
+                         "as its final projection: it is not a sequence classifier with a linear head.")
+    return heads[-1]
+
+
 @dataclass(frozen=True)
 class MixUpLevels:
     """The modules behind levels 0..n+1 of one model.
@@ -143,18 +160,10 @@ def find_mixup_levels(model: nn.Module) -> MixUpLevels:
     if blocks is None:
         blocks = next((m for m in lists if len(m) < n and n % len(m) == 0), None)
         shared = True
-    adapters = [path + "." for path, m in model.named_modules()  # PEFT's adapter weights (lora_A, lora_B ...)
-                if isinstance(m, nn.ModuleDict) and not path.endswith("modules_to_save")]
-    heads = [path for path, m in model.named_modules()
-             if isinstance(m, nn.Linear) and m.out_features == config.num_labels
-             and not any(path.startswith(prefix) for prefix in adapters)]
-    if blocks is None or not heads:
-        raise ValueError(
-            f"{name} has no MixUp levels: found no list of {n} encoder blocks" if blocks is None else
-            f"{name} has no MixUp levels: found no final nn.Linear with out_features == num_labels "
-            f"({config.num_labels})" + ". Train it with --mixup_method none, or open an issue with the model name."
-        )
-    levels = MixUpLevels(n, tuple(blocks), _outermost_wrapper(model, heads[-1]), shared)
+    if blocks is None:
+        raise ValueError(f"{name} has no MixUp levels: found no list of {n} encoder blocks. Train it with "
+                         "--mixup_method none, or open an issue with the model name.")
+    levels = MixUpLevels(n, tuple(blocks), _outermost_wrapper(model, final_projection(model)[0]), shared)
     override = LEVEL_OVERRIDES.get(model_type)
     return override(model, levels) if override else levels
 

@@ -54,18 +54,10 @@ def check_arguments(data_args, task, training_args) -> None:
 
 
 def final_projection(model):
-    """The classifier's final projection: the last ``nn.Linear`` with ``out_features == num_labels``
-    (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``, DistilBERT's ``classifier`` ...)."""
-    import torch
+    """The classifier's final projection, where T is folded (the module whose input is MixUp's level n+1)."""
+    from .hooks import final_projection as find
 
-    num_labels = model.config.num_labels
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
-    if not layers:
-        raise ValueError(
-            f"{type(model).__name__} has no nn.Linear with out_features == num_labels ({num_labels}) to fold a "
-            "temperature into; temperature scaling of this model is not supported."
-        )
-    return layers[-1]
+    return find(model)[1]
 
 
 def fold_temperature(model, temperature: float) -> None:
