@@ -11,7 +11,7 @@
 * **Resume is exact or refused.** Only complete checkpoints are resumed (weights and
   ``trainer_state.json``, which the Trainer writes last); a model-only checkpoint would restart the
   optimizer and the learning-rate schedule, so it is resumed only when the user names it.
-  :class:`LossStateCallback` keeps the running training loss in each checkpoint, which the Trainer
+  :class:`ExactLossResume` keeps the running training loss in each checkpoint, which the Trainer
   itself drops, so a resumed run logs the same losses and ``train_loss`` as an uninterrupted one.
 """
 
@@ -209,55 +209,74 @@ def remove_checkpoints(out: str | os.PathLike) -> None:
 
 
 # ------------------------------------------------------------------------------- exact loss resume
-class LossStateCallback(TrainerCallback):
-    """Keeps the Trainer's running loss across a resume, which the Trainer itself starts again at 0.
+class ExactLossResume:
+    """Trainer mixin that keeps the running training loss across a resume, which the Trainer itself
+    starts again at 0.
 
     The Trainer sums the training loss between logging steps (``_tr_loss``) and over the whole call
     (``_total_loss_scalar``), and resets both when ``train(resume_from_checkpoint=...)`` starts. A
     resumed run then logs a first loss averaged over fewer steps than its window claims, and a
-    ``train_loss`` of the resumed part only. This callback saves the three values beside each
-    checkpoint (one file per process: each process sums its own losses) and puts them back when
-    training resumes from it; ``train_loss`` is the whole run's mean loss per optimizer step, which
-    for an uninterrupted run is exactly the Trainer's number.
+    ``train_loss`` of the resumed part only. This mixin saves the three values in each full
+    checkpoint (one file per process, since each process sums its own losses, written before
+    ``trainer_state.json`` so a complete checkpoint has it) and puts them back when training resumes
+    from it. ``whole_run_train_loss`` is the whole run's mean loss per optimizer step: for an
+    uninterrupted run exactly the Trainer's ``train_loss``, for a resumed one the same number.
     """
 
-    def __init__(self, trainer, resume_from: str | None = None):
-        self.trainer = trainer
-        self.resume_from = resume_from
-        self.train_loss: float | None = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.whole_run_train_loss: float | None = None
+        self._resumed_from: str | None = None
+        self.add_callback(_LossStateCallback(self))
 
     @staticmethod
-    def file_name(process_index: int) -> str:
+    def loss_state_file(process_index: int) -> str:
         return f"loss_state_{process_index}.json"
 
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir, f"checkpoint-{state.global_step}")
-        if folder.is_dir():
-            t = self.trainer
-            write_json_atomic(folder / self.file_name(args.process_index), {
-                "tr_loss": float(t._tr_loss.item()), "total_loss": t._total_loss_scalar,
-                "last_logged_step": t._globalstep_last_logged})
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if resume_from_checkpoint is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+        self._resumed_from = resume_from_checkpoint or None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_rng_state(self, output_dir):
+        """Called by every process while it saves a full checkpoint, before trainer_state.json."""
+        super()._save_rng_state(output_dir)
+        write_json_atomic(Path(output_dir, self.loss_state_file(self.args.process_index)), {
+            "tr_loss": float(self._tr_loss.item()), "total_loss": self._total_loss_scalar,
+            "last_logged_step": self._globalstep_last_logged})
+
+
+class _LossStateCallback(TrainerCallback):
+    """Restores ExactLossResume's values once the Trainer has reset its own, and computes the
+    whole run's train_loss once training ends (the Trainer logs its final metrics before)."""
+
+    def __init__(self, trainer: ExactLossResume):
+        self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.resume_from is None:
+        t = self.trainer
+        if t._resumed_from is None:
             return
-        path = Path(self.resume_from, self.file_name(args.process_index))
+        path = Path(t._resumed_from, t.loss_state_file(args.process_index))
         if not path.is_file():
             logger.warning("%s has no %s: the first logged loss and train_loss cover only the resumed steps.",
-                           self.resume_from, path.name)
+                           t._resumed_from, path.name)
             return
         import torch
 
         saved = json.loads(path.read_text(encoding="utf-8"))
-        t = self.trainer
         t._tr_loss = torch.tensor(saved["tr_loss"], device=t._tr_loss.device, dtype=t._tr_loss.dtype)
         t._total_loss_scalar = saved["total_loss"]
         t._globalstep_last_logged = saved["last_logged_step"]
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.train_loss = self.trainer._total_loss_scalar / max(state.global_step, 0.001)
+        t = self.trainer
+        t.whole_run_train_loss = t._total_loss_scalar / max(state.global_step, 0.001)
         if state.log_history and "train_loss" in state.log_history[-1]:
-            state.log_history[-1]["train_loss"] = self.train_loss
+            state.log_history[-1]["train_loss"] = t.whole_run_train_loss
 
 
 # --------------------------------------------------------------------------------- early argument checks

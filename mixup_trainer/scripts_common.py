@@ -477,9 +477,10 @@ def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, traini
 
 
 def _trainer_class():
+    from .run_safety import ExactLossResume
     from .trainer import MixUpTrainer
 
-    class RunScriptTrainer(MixUpTrainer):
+    class RunScriptTrainer(ExactLossResume, MixUpTrainer):
         """MixUpTrainer whose model card ends with ``card_section``. ``push_to_hub`` re-creates the
         card, so the section is added inside ``create_model_card`` rather than after it."""
 
@@ -500,7 +501,6 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
 
     from .collator import MixUpDataCollator
     from .evaluation import make_compute_metrics
-    from .run_safety import LossStateCallback
 
     from .run_safety import check_run_arguments, prepare_output_dir, run_settings
 
@@ -534,15 +534,13 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
         data_collator=collator,
         compute_metrics=make_compute_metrics(task.metric, n_bins=data_args.calibration_bins),
     )
-    loss_state = LossStateCallback(trainer, resume)
-    trainer.add_callback(loss_state)
 
     all_metrics: dict = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()  # the best epoch's weights when load_best_model_at_end
         # The whole run's mean loss, also after a resume (the Trainer's covers the resumed part only).
-        metrics = {**result.metrics, "train_loss": loss_state.train_loss, "train_samples": len(raw["train"])}
+        metrics = {**result.metrics, "train_loss": trainer.whole_run_train_loss, "train_samples": len(raw["train"])}
         trainer.log_metrics("train", metrics)
         _save_results(trainer, "train", metrics)
         trainer.save_state()
