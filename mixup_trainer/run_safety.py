@@ -110,7 +110,8 @@ def prepare_output_dir(training_args, overwrite: bool, settings: dict) -> dict |
         if overwrite:
             if writes and out.is_dir():
                 _remove_run_outputs(out)
-        elif out.is_dir() and any(out.iterdir()):
+        elif out.is_dir() and any(p.name != RUN_SETTINGS_FILE for p in out.iterdir()):
+            # (A folder holding nothing but the settings of a run that stopped before training is free.)
             recorded_file = out / RUN_SETTINGS_FILE
             if recorded_file.is_file():
                 recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
@@ -176,8 +177,8 @@ def newest_complete_checkpoint(out: str | os.PathLike) -> str | None:
         problem = checkpoint_problem(folder)
         if problem is None:
             if skipped:
-                logger.warning("Skipping incomplete checkpoint(s) %s (a run killed while saving); resuming from %s.",
-                               ", ".join(skipped), folder)
+                logger.warning("Skipping incomplete checkpoint(s), left by a run killed while saving: %s. Resuming "
+                               "from %s.", ", ".join(skipped), folder)
             return str(folder)
         skipped.append(f"{folder.name} ({problem})")
     if skipped:

@@ -315,6 +315,8 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
     else:
         header, records = _read_records(path)
 
+    if not records:
+        raise DataFormatError(f"{path}: no examples in the {split} file (it has {'only a header' if header else 'no rows'})")
     wanted = list(task.text_columns) + ["label", "idx"]
     found = {column: _find(header, task.accepted_names(column)) for column in wanted}
     missing = [c for c in task.text_columns if found[c] is None]
@@ -327,8 +329,6 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
             f"columns found: {header}"
         )
 
-    if not records:
-        raise DataFormatError(f"{path}: no examples in the {split} file (it has {'only a header' if header else 'no rows'})")
     data: dict[str, list] = {column: [] for column in wanted}
     for row_number, (n, record) in enumerate(records):
         where = f"{path}, line {n}"
