@@ -165,9 +165,8 @@ def _prepare(predictions: Any, labels: Any, from_logits: bool) -> tuple[np.ndarr
     if labels_arr.dtype.kind == "f":
         integral = np.isfinite(labels_arr) & (labels_arr == np.round(labels_arr))
         if not integral.all():
-            raise ValueError(
-                f"labels must be integer class ids (0..C-1); got non-integer values such as {float(labels_arr[~integral][0])}."
-            )
+            bad = float(labels_arr[~integral][0])
+            raise ValueError(f"labels must be integer class ids (0..C-1); got non-integer values such as {bad}.")
     elif labels_arr.dtype.kind not in "biu":
         raise ValueError(f"labels must be integer class ids (0..C-1), got dtype {labels_arr.dtype}.")
     labels_arr = labels_arr.astype(np.int64)

@@ -1,14 +1,16 @@
 """What ``run_glue_mixup.py`` and ``run_boolq_mixup.py`` share: arguments, defaults, the run itself.
 
 The scripts follow transformers' ``examples/pytorch/text-classification/run_glue.py`` (same flags,
-``all_results.json``, checkpoints, model card), with four additions:
+``all_results.json``, checkpoints, model card), with five additions:
 
 * ``--paper_defaults`` fills in the paper's Table 6 values for the task; any flag the user gave
   (on the command line or in the JSON config) wins over them.
 * Without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates. Training with an
   evaluation set evaluates every epoch and ends on the best epoch by the task's metric
-  (``load_best_model_at_end``), keeping one model-only checkpoint besides the best one; each of
-  these defaults gives way to an explicit flag.
+  (``load_best_model_at_end``), keeping one full checkpoint besides the best one, and deletes the
+  checkpoints once the run has finished; each of these defaults gives way to an explicit flag.
+* An output folder holds one run (``run_safety.py``): a rerun of the same command resumes it
+  exactly, or does nothing once it has finished; another command is refused.
 * The evaluation report is the paper's: task metric, loss, ECE, MCE, Brier and NLL of the best
   epoch in ``all_results.json``, plus a reliability diagram and per-example probabilities.
 * The model card records the MixUp settings, the data (task, sample size and seed) and the

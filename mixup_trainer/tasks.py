@@ -316,7 +316,8 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
         header, records = _read_records(path)
 
     if not records:
-        raise DataFormatError(f"{path}: no examples in the {split} file (it has {'only a header' if header else 'no rows'})")
+        raise DataFormatError(f"{path}: no examples in the {split} file (it has "
+                              f"{'only a header' if header else 'no rows'})")
     wanted = list(task.text_columns) + ["label", "idx"]
     found = {column: _find(header, task.accepted_names(column)) for column in wanted}
     missing = [c for c in task.text_columns if found[c] is None]

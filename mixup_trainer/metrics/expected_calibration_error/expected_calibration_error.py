@@ -72,9 +72,10 @@ class ExpectedCalibrationError(evaluate.Metric):
             # evaluate picks the first form that encodes the first example. References are read as floats:
             # an int64 feature would truncate 0.9999 to 0 before calibration.py could refuse it.
             features=[
-                datasets.Features(
-                    {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("float64")}
-                ),
+                datasets.Features({
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Value("float64"),
+                }),
                 datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
             ],
             reference_urls=["https://arxiv.org/abs/1706.04599"],
