@@ -453,6 +453,9 @@ def prepare_data(task: Task, data_args, training_args, model_args):
     for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
         if split in raw and limit is not None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    if "train" in raw and training_args.mixup_enabled and len(raw["train"]) < 2:
+        raise ValueError(f"--mixup_method {training_args.mixup_method} needs at least 2 training examples to mix, "
+                         f"got {len(raw['train'])}: give more data, or --mixup_method none.")
     for split, flag in (("validation", "--max_eval_samples"), ("test", "--max_predict_samples")):
         if split in raw and len(raw[split]) == 0:
             raise ValueError(f"{flag} 0 leaves no {split} examples: give a positive number, or leave the flag out.")

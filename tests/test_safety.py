@@ -370,6 +370,10 @@ def test_header_only_dev_file_refused_before_the_model_loads(tmp_path, monkeypat
     with pytest.raises(ValueError, match="--max_eval_samples 0 leaves no validation examples"):
         scripts_common.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
                              "--output_dir", str(tmp_path / "run"), "--max_eval_samples", "0"])
+    with pytest.raises(ValueError, match="--mixup_method input needs at least 2 training examples to mix, got 1"):
+        scripts_common.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
+                             "--output_dir", str(tmp_path / "run"), "--max_train_samples", "1",
+                             "--mixup_method", "input"])
 
 
 # --------------------------------------------------------------------------------------- ECE inputs
