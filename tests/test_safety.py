@@ -258,7 +258,7 @@ def test_save_strategy_steps_alone_evaluates_at_the_same_steps(parse, tmp_path):
 
 @pytest.mark.parametrize("alpha", ["inf", "-inf", "nan", "-1"])
 def test_non_finite_or_negative_alpha_refused(parse, tmp_path, alpha):
-    with pytest.raises(ValueError, match=f"mixup_alpha must be a finite number >= 0.*got {float(alpha)}$"):
+    with pytest.raises(ValueError, match=f"mixup_alpha must be >= 0 and finite.*got {float(alpha)}$"):
         parse(tmp_path, "--mixup_method", "cls", f"--mixup_alpha={alpha}")
 
 
