@@ -51,8 +51,9 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
 
     full, killed = tmp_path / "full", tmp_path / "killed"
     env = {**ENV, "OMP_NUM_THREADS": "1"}  # two runs side by side
-    uninterrupted = subprocess.Popen(_script(tiny_bert, full), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+    full_log = (tmp_path / "full.log").open("w")  # a file, not a pipe nobody reads while it runs
+    uninterrupted = subprocess.Popen(_script(tiny_bert, full), cwd=REPO, env=env, stdout=full_log,
+                                     stderr=subprocess.STDOUT)
     victim = subprocess.Popen(_script(tiny_bert, killed), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -62,19 +63,22 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert not (killed / "all_results.json").exists() and not (killed / "checkpoint-24").exists()
-    newest = max(int(p.name.split("-")[1]) for p in killed.glob("checkpoint-*"))
-    assert newest < 24  # killed mid-run
-    # What a kill during saving leaves: weights written, trainer_state.json not yet.
-    half = killed / f"checkpoint-{newest + 4}"
+    saved = {int(p.name.split("-")[1]): _complete(p) for p in killed.glob("checkpoint-*")}
+    newest = max(step for step, complete in saved.items() if complete)
+    assert max(saved) < 24  # killed mid-run
+    # What a kill during saving leaves (the kill may have made one too): weights, no trainer_state.json yet.
+    half = killed / f"checkpoint-{max(saved) + 4}"
     half.mkdir()
     (half / "model.safetensors").write_bytes((killed / f"checkpoint-{newest}" / "model.safetensors").read_bytes())
 
     rerun = subprocess.run(_script(tiny_bert, killed), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert (f"Skipping incomplete checkpoint(s), left by a run killed while saving: checkpoint-{newest + 4} (no "
-            f"trainer_state.json). Resuming from {killed / f'checkpoint-{newest}'}.") in rerun.stdout
-    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-4000:]
+    assert "Skipping incomplete checkpoint(s), left by a run killed while saving: " in rerun.stdout
+    assert f"{half.name} (no trainer_state.json)" in rerun.stdout
+    assert f"Resuming from {killed / f'checkpoint-{newest}'}." in rerun.stdout
+    assert uninterrupted.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-4000:]
+    full_log.close()
 
     logs = [json.loads((out / "trainer_state.json").read_text())["log_history"] for out in (full, killed)]
     steps = [log for log in logs[0] if "loss" in log]
