@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -81,8 +82,10 @@ class MixUpTrainingArguments(TrainingArguments):
             raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {self.mixup_padding!r}")
         if self.mixup_pad_token not in MIXUP_PAD_TOKENS:
             raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {self.mixup_pad_token!r}")
-        if not self.mixup_alpha >= 0:  # also rejects NaN
-            raise ValueError(f"mixup_alpha must be >= 0 (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}")
+        if not 0 <= self.mixup_alpha < math.inf:  # also rejects NaN; inf would make every λ NaN
+            raise ValueError(
+                f"mixup_alpha must be >= 0 and finite (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}"
+            )
         if not 0.0 <= self.mixup_start < 1.0:
             raise ValueError(f"mixup_start is a fraction of training in [0, 1), got {self.mixup_start}")
         layers = parse_layers(self.mixup_layers)

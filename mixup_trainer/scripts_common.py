@@ -1,14 +1,16 @@
 """What ``run_glue_mixup.py`` and ``run_boolq_mixup.py`` share: arguments, defaults, the run itself.
 
 The scripts follow transformers' ``examples/pytorch/text-classification/run_glue.py`` (same flags,
-``all_results.json``, checkpoints, model card), with four additions:
+``all_results.json``, checkpoints, model card), with five additions:
 
 * ``--paper_defaults`` fills in the paper's Table 6 values for the task; any flag the user gave
   (on the command line or in the JSON config) wins over them.
 * Without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates. Training with an
   evaluation set evaluates every epoch and ends on the best epoch by the task's metric
-  (``load_best_model_at_end``), keeping one model-only checkpoint besides the best one; each of
-  these defaults gives way to an explicit flag.
+  (``load_best_model_at_end``), keeping one full checkpoint besides the best one, and deletes the
+  checkpoints once the run has finished; each of these defaults gives way to an explicit flag.
+* An output folder holds one run (``run_safety.py``): a rerun of the same command resumes it
+  exactly, or does nothing once it has finished; another command is refused.
 * The evaluation report is the paper's: task metric, loss, ECE, MCE, Brier and NLL of the best
   epoch in ``all_results.json``, plus a reliability diagram and per-example probabilities.
 * The model card records the MixUp settings, the data (task, sample size and seed) and the
@@ -21,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,8 +97,13 @@ class DataTrainingArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders) instead of "
-                  "resuming from its last checkpoint."},
+        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders, *_results.json "
+                  "and run_settings.json) instead of resuming the run recorded there, or refusing another run."},
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "Keep the checkpoint-* folders when training finishes (default: delete them, keeping only "
+                  "the final model; also kept when --save_total_limit or --save_only_model is given)."},
     )
     paper_defaults: bool = field(
         default=False,
@@ -142,29 +148,47 @@ def explicit_keys(argv: list[str]) -> set[str]:
     return {key for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
 
 
+def _strategy(values: dict, key: str) -> str:
+    value = values.get(key)
+    return str(getattr(value, "value", value))
+
+
 def run_defaults(task: Task, values: dict, explicit: set[str]) -> dict:
-    """The scripts' defaults (see the module docstring) for the arguments the user did not give."""
+    """The scripts' defaults (see the module docstring) for the arguments the user did not give.
+
+    Checkpoints are full (optimizer, scheduler and RNG state), so that a rerun after a crash resumes
+    exactly; the finished run deletes them unless the user asked for checkpoints to be kept.
+    """
     out = {}
     if not any(values.get(k) for k in ("do_train", "do_eval", "do_predict")):
         out.update(do_train=True, do_eval=True)
+    if "keep_checkpoints" not in explicit and explicit & {"save_total_limit", "save_only_model"}:
+        out["keep_checkpoints"] = True
     if not (out.get("do_train", values.get("do_train")) and out.get("do_eval", values.get("do_eval"))):
         return out
-    candidates = {"eval_strategy": "epoch"}
-    strategy = values.get("eval_strategy") if "eval_strategy" in explicit else "epoch"
-    strategy = str(getattr(strategy, "value", strategy))
-    if strategy != "no":
+    # Evaluate as often as the user asked to evaluate, else as often as they asked to save, else per epoch.
+    if "eval_strategy" in explicit:
+        strategy = _strategy(values, "eval_strategy")
+    elif "save_strategy" in explicit and _strategy(values, "save_strategy") in ("steps", "epoch"):
+        strategy = _strategy(values, "save_strategy")
+    else:
+        strategy = "epoch"
+    candidates = {"eval_strategy": strategy}
+    saves = not ("save_strategy" in explicit and _strategy(values, "save_strategy") == "no")
+    if strategy != "no" and saves:
         candidates.update(
             save_strategy=strategy,
             load_best_model_at_end=True,
             metric_for_best_model=task.metric,
             greater_is_better=True,
             save_total_limit=1,
-            save_only_model=True,
         )
-        if strategy == "epoch":
-            candidates["logging_strategy"] = "epoch"
-        if strategy == "steps" and values.get("eval_steps"):
-            candidates["save_steps"] = values["eval_steps"]
+    if strategy == "epoch":
+        candidates["logging_strategy"] = "epoch"
+    if strategy == "steps" and "eval_steps" in explicit:
+        candidates["save_steps"] = values["eval_steps"]
+    elif strategy == "steps" and "save_steps" in explicit:
+        candidates["eval_steps"] = values["save_steps"]
     out.update({k: v for k, v in candidates.items() if k not in explicit})
     return out
 
@@ -242,27 +266,29 @@ def _setup_logging(training_args) -> None:
 
 
 def _checkpoint_to_resume(training_args, data_args) -> str | None:
-    """run_glue.py's rule: resume from the last checkpoint in output_dir, refuse other leftovers."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The checkpoint a training run continues from: the one named by --resume_from_checkpoint, else
+    the newest complete full checkpoint in output_dir (after ``prepare_output_dir`` has checked that
+    the folder holds this same run). A model-only checkpoint is resumed only when named, loudly."""
+    from .run_safety import checkpoint_problem, is_model_only, model_only_refusal, newest_complete_checkpoint
+    from .run_safety import warn_model_only_resume
 
+    named = training_args.resume_from_checkpoint
+    if named is not None:
+        problem = checkpoint_problem(named)
+        if problem is not None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {named} cannot be resumed: {problem}.")
+        if is_model_only(named):
+            warn_model_only_resume(named)
+        return named
     out = training_args.output_dir
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if not training_args.do_train or not os.path.isdir(out):
+    if not training_args.do_train or data_args.overwrite_output_dir or not os.path.isdir(out):
         return None
-    if data_args.overwrite_output_dir:
-        with training_args.main_process_first(desc="clearing old checkpoints"):
-            if training_args.should_save:
-                for old in Path(out).glob("checkpoint-*"):
-                    shutil.rmtree(old, ignore_errors=True)
-        return None
-    last = get_last_checkpoint(out)
-    if last is None and os.listdir(out):
-        raise ValueError(f"Output directory ({out}) already exists and is not empty. "
-                         "Use --overwrite_output_dir to overwrite it.")
+    last = newest_complete_checkpoint(out)
     if last is not None:
-        logger.info("Checkpoint detected, resuming training at %s. To start afresh, pass --overwrite_output_dir.",
-                    last)
+        if is_model_only(last):
+            raise model_only_refusal(last)
+        logger.warning("Resuming the interrupted run from %s (same settings, see %s/run_settings.json). To start "
+                       "afresh, pass --overwrite_output_dir.", last, out)
     return last
 
 
@@ -335,18 +361,21 @@ def _best_epoch(state) -> float | None:
 
 def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
     """One JSON line per example: idx, label (-1 if unknown), prediction, probs (classification)."""
-    with open(path, "w", encoding="utf-8") as f:
-        if task.is_regression:
-            for row, value in zip(raw, logits.reshape(-1)):
-                f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}) + "\n")
-            return
+    from .run_safety import write_text_atomic
+
+    lines = []
+    if task.is_regression:
+        for row, value in zip(raw, logits.reshape(-1)):
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}))
+    else:
         import torch
 
         probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
         for row, p in zip(raw, probs):
             pred = int(p.argmax())
-            f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
-                                "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}) + "\n")
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
+                                     "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _fmt(value) -> str:
@@ -424,6 +453,12 @@ def prepare_data(task: Task, data_args, training_args, model_args):
     for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
         if split in raw and limit is not None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    if "train" in raw and training_args.mixup_enabled and len(raw["train"]) < 2:
+        raise ValueError(f"--mixup_method {training_args.mixup_method} needs at least 2 training examples to mix, "
+                         f"got {len(raw['train'])}: give more data, or --mixup_method none.")
+    for split, flag in (("validation", "--max_eval_samples"), ("test", "--max_predict_samples")):
+        if split in raw and len(raw[split]) == 0:
+            raise ValueError(f"{flag} 0 leaves no {split} examples: give a positive number, or leave the flag out.")
     if "validation" in raw:
         summary["evaluation examples"] = len(raw["validation"])
     summary["max_seq_length"] = data_args.max_seq_length
@@ -439,15 +474,18 @@ def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, traini
     from .calibration import calibration_report, plot_reliability_diagram
 
     report = calibration_report(logits, np.asarray(raw_eval["label"]), from_logits=True, n_bins=n_bins)
-    Path(out, CALIBRATION_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    from .run_safety import write_text_atomic
+
+    write_text_atomic(Path(out, CALIBRATION_FILE), json.dumps(report.to_dict(), indent=2))
     title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.mixup_alpha})"
     plot_reliability_diagram(report, path=os.path.join(out, DIAGRAM_FILE), title=title)
 
 
 def _trainer_class():
+    from .run_safety import ExactLossResume
     from .trainer import MixUpTrainer
 
-    class RunScriptTrainer(MixUpTrainer):
+    class RunScriptTrainer(ExactLossResume, MixUpTrainer):
         """MixUpTrainer whose model card ends with ``card_section``. ``push_to_hub`` re-creates the
         card, so the section is added inside ``create_model_card`` rather than after it."""
 
@@ -469,9 +507,18 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
     from .collator import MixUpDataCollator
     from .evaluation import make_compute_metrics
 
+    from .run_safety import check_run_arguments, prepare_output_dir, run_settings
+
     model_args, data_args, training_args, task = parse_args(argv, default_task)
     _setup_logging(training_args)
     logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
+    check_run_arguments(model_args, data_args, training_args)
+    finished = prepare_output_dir(training_args, data_args.overwrite_output_dir,
+                                  run_settings(model_args, data_args, training_args))
+    if finished is not None:
+        logger.warning("%s already holds the finished results of this run (all_results.json): nothing to do. "
+                       "Pass --overwrite_output_dir to run it again.", training_args.output_dir)
+        return finished
     resume = _checkpoint_to_resume(training_args, data_args)
     set_seed(training_args.seed)
 
@@ -497,9 +544,10 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()  # the best epoch's weights when load_best_model_at_end
-        metrics = {**result.metrics, "train_samples": len(raw["train"])}
+        # The whole run's mean loss, also after a resume (the Trainer's covers the resumed part only).
+        metrics = {**result.metrics, "train_loss": trainer.whole_run_train_loss, "train_samples": len(raw["train"])}
         trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        _save_results(trainer, "train", metrics)
         trainer.save_state()
         all_metrics.update(metrics)
 
@@ -515,7 +563,7 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
         elif trainer.state.epoch is not None:
             eval_metrics["epoch"] = trainer.state.epoch
         trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
+        _save_results(trainer, "eval", eval_metrics)
         all_metrics.update(eval_metrics)
         if trainer.is_world_process_zero():
             write_eval_report(training_args.output_dir, raw["validation"], np.asarray(output.predictions), task,
@@ -537,8 +585,42 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
     else:
         card.update(dataset_tags=data_args.dataset_name or task.hub_path, dataset_args=task.hub_config,
                     dataset=f"{data_args.dataset_name or task.hub_path} {task.hub_config or ''}".strip())
+    if training_args.do_train and training_args.mixup_enabled and not _any_batch_mixed(trainer.state):
+        logger.warning("No logged training step mixed a batch: this model was trained as ERM (--mixup_method none).")
+        trainer.card_section += ("\n**No logged training step mixed a batch**: despite the settings above, this model "
+                                 "was trained without MixUp.\n")
     if training_args.push_to_hub:
         trainer.push_to_hub(**card)
     else:
         trainer.create_model_card(**card)
+    _finish_run(trainer, data_args, all_metrics)
     return all_metrics
+
+
+def _save_results(trainer, split: str, metrics: dict) -> None:
+    """``<split>_results.json``, written atomically (Trainer.save_metrics is not atomic and rewrites
+    all_results.json, which must only appear once the run is finished)."""
+    from .run_safety import write_json_atomic
+
+    if trainer.is_world_process_zero():
+        write_json_atomic(os.path.join(trainer.args.output_dir, f"{split}_results.json"), metrics)
+
+
+def _any_batch_mixed(state) -> bool:
+    """False when training steps were logged but none of them mixed a batch (MixUpTrainer adds
+    ``mixup_lambda`` to a training log whenever a batch since the previous log was mixed)."""
+    logs = [log for log in state.log_history if "loss" in log]
+    return not logs or any("mixup_lambda" in log for log in logs)
+
+
+def _finish_run(trainer, data_args, all_metrics: dict) -> None:
+    """Delete the checkpoints of a finished training run (unless kept), then write all_results.json,
+    last and atomically: its presence is what marks the run in output_dir as finished."""
+    from .run_safety import ALL_RESULTS_FILE, remove_checkpoints, write_json_atomic
+
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    if trainer.args.do_train and not data_args.keep_checkpoints:
+        remove_checkpoints(trainer.args.output_dir)
+    write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)

@@ -113,10 +113,12 @@ def test_run_defaults(parse):
     assert (train.eval_strategy, train.save_strategy, train.logging_strategy) == ("epoch", "epoch", "epoch")
     assert train.load_best_model_at_end and train.greater_is_better
     assert train.metric_for_best_model == "matthews_correlation"
-    assert (train.save_total_limit, train.save_only_model) == (1, True)
+    # Full checkpoints (exact resume), deleted once the run finishes.
+    assert (train.save_total_limit, train.save_only_model, data.keep_checkpoints) == (1, False, False)
     assert data.train_sample_seed == 7
     _, data, train, _ = parse("--task", "sst2", "--save_total_limit", "3", "--train_sample_seed", "5")
     assert train.metric_for_best_model == "accuracy" and train.save_total_limit == 3 and data.train_sample_seed == 5
+    assert data.keep_checkpoints  # asking how many checkpoints to keep keeps them
     # Explicit choices are kept, and defaults that would contradict them are not added.
     _, _, train, _ = parse("--task", "sst2", "--eval_strategy", "no")
     assert train.eval_strategy == "no" and not train.load_best_model_at_end
@@ -153,19 +155,28 @@ def test_argument_errors(parse):
 
 
 def test_output_dir_rules(parse, tmp_path):
+    """A folder without run_settings.json is not resumed (it may hold another task's run); a folder
+    recording this run resumes its newest full checkpoint. tests/test_safety.py has the rest."""
+    from mixup_trainer.run_safety import prepare_output_dir, run_settings
     from mixup_trainer.scripts_common import _checkpoint_to_resume
 
+    def check(*argv):
+        model, data, train, _ = parse("--task", "sst2", "--output_dir", str(out), *argv)
+        prepare_output_dir(train, data.overwrite_output_dir, run_settings(model, data, train))
+        return _checkpoint_to_resume(train, data)
+
     out = tmp_path / "out"
-    (out / "checkpoint-5").mkdir(parents=True)
-    (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out))
-    assert _checkpoint_to_resume(train, data) == str(out / "checkpoint-5")  # resume, as run_glue.py does
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out), "--overwrite_output_dir")
-    assert _checkpoint_to_resume(train, data) is None and not (out / "checkpoint-5").exists()
-    (out / "notes.txt").write_text("mine")
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out))
-    with pytest.raises(ValueError, match="--overwrite_output_dir"):
-        _checkpoint_to_resume(train, data)
+    checkpoint = out / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+        (checkpoint / name).write_text("{}")
+    with pytest.raises(ValueError, match=r"no run_settings.json.*--overwrite_output_dir.*new --output_dir"):
+        check()
+    assert check("--overwrite_output_dir") is None and not checkpoint.exists()
+    checkpoint.mkdir()
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+        (checkpoint / name).write_text("{}")
+    assert check() == str(checkpoint)  # the same run, interrupted: resume
 
 
 def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
