@@ -173,7 +173,7 @@ def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)  # keep this process's logging as is
-    with pytest.raises(RuntimeError, match=r"Hub access is off.*--data_dir.*--train_file"):
+    with pytest.raises(ConnectionError, match=r"Hub access is off.*--data_dir.*--train_file"):
         scripts_common.main(["--task", "cola", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path)])
 
 
