@@ -31,7 +31,7 @@ def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
     from .scripts_common import UsageError, main
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    prog = os.path.basename(sys.argv[0])  # as argparse names the program
+    prog = os.path.basename(sys.argv[0]).removesuffix(".py")
     debug = TRACEBACK_FLAG in argv or os.environ.get("MIXUP_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != TRACEBACK_FLAG]
     try:

@@ -230,6 +230,22 @@ def _multi_process_without_accelerator() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
+def fsdp_values(values: dict, explicit: set[str]) -> dict:
+    """FSDP (``--fsdp`` or ``accelerate launch --use_fsdp``) needs GPUs here: accelerate applies its FSDP
+    plugin only to GPU-type processes and on CPU silently trains with DDP, so the request is refused
+    rather than ignored. On GPUs the checkpoints keep their optimizer state, because the Trainer cannot
+    reload the best model from model-only checkpoints under FSDP."""
+    if not (values.get("fsdp") or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"):
+        return {}
+    import torch
+
+    if not torch.accelerator.is_available():
+        raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
+                         "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
+                         "parallelism), or run on GPUs as the README's FSDP section shows.")
+    return {} if "save_only_model" in explicit else {"save_only_model": False}
+
+
 def parse_args(argv: list[str] | None = None, default_task: str | None = None):
     """(model_args, data_args, training_args, task) from argv or a single JSON config file."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -254,6 +270,7 @@ def parse_args(argv: list[str] | None = None, default_task: str | None = None):
             logger.warning("The paper gives no learning rate for %s: keeping --learning_rate %s",
                            task.name, values.get("learning_rate"))
     values.update(run_defaults(task, values, explicit))
+    values.update(fsdp_values(values, explicit))
     if "use_cpu" not in explicit and _multi_process_without_accelerator():
         values["use_cpu"] = True
     model_args, data_args, training_args = parser.parse_dict(values)
