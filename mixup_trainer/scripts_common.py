@@ -213,9 +213,9 @@ def script_parser(default_task: str | None = None):
                     "the full traceback.",
     )
     if default_task is None:
-        (task,) = [a for a in parser._actions if a.dest == "task"]
-        task.required = True
-        task.help = "(required) " + task.help
+        (action,) = [a for a in parser._actions if a.dest == "task"]
+        action.required = True
+        action.help = "(required) " + action.help
     return parser
 
 
