@@ -97,6 +97,17 @@ class MixUpTrainingArguments(TrainingArguments):
         # Keep the field a plain string so that to_dict()/to_json_string() and the Hub stay happy.
         self.mixup_layers = None if layers is None else ",".join(map(str, layers))
 
+    # transformers masks every field whose name ends in "_token" (hub_token is a secret) in the logged
+    # arguments and in to_dict(); mixup_pad_token names a filler token (sep/pad/unused0), so show it.
+    def to_dict(self):
+        return {**super().to_dict(), "mixup_pad_token": self.mixup_pad_token}
+
+    def __str__(self):
+        masked = "mixup_pad_token=<MIXUP_PAD_TOKEN>,"
+        return super().__str__().replace(masked, f"mixup_pad_token={self.mixup_pad_token},")
+
+    __repr__ = __str__  # @dataclass would otherwise generate a repr that prints hub_token in clear
+
     @property
     def mixup_enabled(self) -> bool:
         return self.mixup_method != "none" and self.mixup_alpha > 0

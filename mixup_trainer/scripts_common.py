@@ -193,6 +193,56 @@ def run_defaults(task: Task, values: dict, explicit: set[str]) -> dict:
     return out
 
 
+class UsageError(ValueError):
+    """A command line the parser rejects (missing ``--task``, unknown flag, bad choice)."""
+
+
+def _script_parser_class():
+    from transformers import HfArgumentParser
+
+    class ScriptArgumentParser(HfArgumentParser):
+        """HfArgumentParser whose ``--help`` lists the MixUp flags first, then the data and model flags,
+        then the long TrainingArguments list; a rejected command line raises UsageError (one line)
+        instead of printing the whole usage block and exiting."""
+
+        def _add_dataclass_arguments(self, dtype):
+            if not hasattr(self, "_groups"):  # created once, in the order --help shows them
+                self._groups = {name: self.add_argument_group(title) for name, title in (
+                    ("mixup", "MixUp (MixUpTrainingArguments)"),
+                    ("DataTrainingArguments", "data and run"),
+                    ("ModelArguments", "model (as in run_glue.py)"),
+                    ("training", "training (transformers TrainingArguments)"))}
+            self._current_group = self._groups.get(dtype.__name__, self._groups["training"])
+            super()._add_dataclass_arguments(dtype)
+
+        def _parse_dataclass_field(self, parser, field):
+            group = self._groups["mixup"] if field.name.startswith("mixup_") else self._current_group
+            HfArgumentParser._parse_dataclass_field(group, field)
+
+        def error(self, message):
+            raise UsageError(f"{message} (--help lists the flags)")
+
+    return ScriptArgumentParser
+
+
+def script_parser(default_task: str | None = None):
+    """The run scripts' parser: ``--task`` is required unless the script has a default task."""
+    task = "[--task TASK]" if default_task else "--task TASK"
+    parser = _script_parser_class()(
+        _dataclass_types(),
+        usage=f"%(prog)s {task} --model_name_or_path MODEL [--data_dir DIR] [--mixup_method METHOD] [FLAG ...]\n"
+              "       %(prog)s config.json   (every flag as a JSON key)",
+        description="Fine-tune a sequence classifier with MixUp and report accuracy / MCC, loss and calibration "
+                    "(ECE) of the best epoch. An error prints one line; --traceback (or MIXUP_DEBUG=1) shows "
+                    "the full traceback.",
+    )
+    if default_task is None:
+        (action,) = [a for a in parser._actions if a.dest == "task"]
+        action.required = True
+        action.help = "(required) " + action.help
+    return parser
+
+
 def _multi_process_without_accelerator() -> bool:
     """True under torchrun / accelerate launch with several processes on a machine with no GPU.
 
@@ -204,13 +254,27 @@ def _multi_process_without_accelerator() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
+def fsdp_values(values: dict, explicit: set[str]) -> dict:
+    """FSDP (``--fsdp`` or ``accelerate launch --use_fsdp``) needs GPUs here: accelerate applies its FSDP
+    plugin only to GPU-type processes and on CPU silently trains with DDP, so the request is refused
+    rather than ignored. On GPUs the checkpoints keep their optimizer state, because the Trainer cannot
+    reload the best model from model-only checkpoints under FSDP."""
+    if not (values.get("fsdp") or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"):
+        return {}
+    import torch
+
+    if not torch.accelerator.is_available():
+        raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
+                         "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
+                         "parallelism), or run on GPUs as the README's FSDP section shows.")
+    return {} if "save_only_model" in explicit else {"save_only_model": False}
+
+
 def parse_args(argv: list[str] | None = None, default_task: str | None = None):
     """(model_args, data_args, training_args, task) from argv or a single JSON config file."""
-    from transformers import HfArgumentParser
-
     argv = sys.argv[1:] if argv is None else list(argv)
     types = _dataclass_types()
-    parser = HfArgumentParser(types)
+    parser = script_parser(default_task)
     if len(argv) == 1 and argv[0].endswith(".json"):
         given = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
         if "task_name" in given:
@@ -230,6 +294,7 @@ def parse_args(argv: list[str] | None = None, default_task: str | None = None):
             logger.warning("The paper gives no learning rate for %s: keeping --learning_rate %s",
                            task.name, values.get("learning_rate"))
     values.update(run_defaults(task, values, explicit))
+    values.update(fsdp_values(values, explicit))
     if "use_cpu" not in explicit and _multi_process_without_accelerator():
         values["use_cpu"] = True
     model_args, data_args, training_args = parser.parse_dict(values)
@@ -378,55 +443,6 @@ def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
     write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def model_card_section(task: Task, training_args, data_summary: dict, eval_metrics: dict | None) -> str:
-    """Markdown appended to the generated model card: how the model was trained and how well it is
-    calibrated, which the generic Trainer card cannot know."""
-    a = training_args
-    layers = a.mixup_layers or "all of 0..n+1"
-    lines = [
-        "",
-        "## MixUp training",
-        "",
-        "Trained with mixup-trainer, after Zhang & Vaidya (2021), *MixUp Training Leads to Reduced "
-        "Overfitting and Improved Calibration for the Transformer Architecture*.",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        f"| mixup_method | {a.mixup_method} |",
-        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.mixup_alpha} |",
-        f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
-        f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",
-        f"| mixup_start (fraction of training) | {a.mixup_start} |",
-        "",
-        "## Data",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    lines += [f"| {key} | {value} |" for key, value in data_summary.items()]
-    if eval_metrics:
-        keys = [k for k in (f"eval_{task.metric}", "eval_accuracy", "eval_loss", "eval_ece", "eval_mce",
-                            "eval_brier", "eval_nll") if k in eval_metrics]
-        keys = list(dict.fromkeys(keys))
-        epoch = eval_metrics.get("best_epoch", eval_metrics.get("epoch", 0))
-        lines += [
-            "",
-            f"## Evaluation and calibration (epoch {epoch:g}, {eval_metrics.get('eval_samples')} examples)",
-            "",
-            "ECE and MCE use the top-label confidence in "
-            f"{data_summary.get('calibration bins', 15)} equal-width bins (Guo et al., 2017).",
-            "",
-            "| " + " | ".join(k.removeprefix("eval_") for k in keys) + " |",
-            "|" + "---|" * len(keys),
-            "| " + " | ".join(_fmt(eval_metrics[k]) for k in keys) + " |",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def prepare_data(task: Task, data_args, training_args, model_args):
     """(raw DatasetDict of the splits the run needs, data summary for the model card, local sources).
 
@@ -486,16 +502,21 @@ def _trainer_class():
     from .trainer import MixUpTrainer
 
     class RunScriptTrainer(ExactLossResume, MixUpTrainer):
-        """MixUpTrainer whose model card ends with ``card_section``. ``push_to_hub`` re-creates the
-        card, so the section is added inside ``create_model_card`` rather than after it."""
+        """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``) and whose model card is
+        the run's (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates
+        the card through ``create_model_card``, so the card is built there rather than after it."""
 
-        card_section: str = ""
+        card_info: dict | None = None
 
-        def create_model_card(self, *args, **kwargs):
-            super().create_model_card(*args, **kwargs)
-            if self.card_section and self.is_world_process_zero():
-                with open(os.path.join(self.args.output_dir, "README.md"), "a", encoding="utf-8") as f:
-                    f.write(self.card_section)
+        def create_model_card(self, *args, model_name=None, tags=None, **kwargs):
+            if self.card_info is None:
+                return super().create_model_card(*args, model_name=model_name, tags=tags, **kwargs)
+            if self.is_world_process_zero():
+                from .model_card import build_model_card
+
+                tags = [tags] if isinstance(tags, str) else tags
+                card = build_model_card(self, model_name=model_name, tags=tags, **self.card_info)
+                card.save(os.path.join(self.args.output_dir, "README.md"))
 
     return RunScriptTrainer
 
@@ -577,22 +598,17 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
             _write_predictions(os.path.join(training_args.output_dir, TEST_PREDICTIONS_FILE), raw["test"], logits,
                                task)
 
-    trainer.card_section = model_card_section(task, training_args, data_summary, eval_metrics)
-    card = {"finetuned_from": model_args.model_name_or_path, "tasks": "text-classification",
-            "tags": ["mixup", f"mixup-{training_args.mixup_method}", task.name]}
-    if local:
-        card["dataset"] = f"{task.name} ({', '.join(map(str, local.values()))})"
-    else:
-        card.update(dataset_tags=data_args.dataset_name or task.hub_path, dataset_args=task.hub_config,
-                    dataset=f"{data_args.dataset_name or task.hub_path} {task.hub_config or ''}".strip())
-    if training_args.do_train and training_args.mixup_enabled and not _any_batch_mixed(trainer.state):
+    diagram = DIAGRAM_FILE if Path(training_args.output_dir, DIAGRAM_FILE).is_file() else None
+    no_batch_mixed = training_args.do_train and training_args.mixup_enabled and not _any_batch_mixed(trainer.state)
+    if no_batch_mixed:
         logger.warning("No logged training step mixed a batch: this model was trained as ERM (--mixup_method none).")
-        trainer.card_section += ("\n**No logged training step mixed a batch**: despite the settings above, this model "
-                                 "was trained without MixUp.\n")
+    trainer.card_info = dict(task=task, model_name_or_path=model_args.model_name_or_path, data_summary=data_summary,
+                             eval_metrics=eval_metrics, local=local, dataset_name=data_args.dataset_name,
+                             diagram=diagram, no_batch_mixed=no_batch_mixed)
     if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
+        trainer.push_to_hub()
     else:
-        trainer.create_model_card(**card)
+        trainer.create_model_card()
     _finish_run(trainer, data_args, all_metrics)
     return all_metrics
 
@@ -624,3 +640,8 @@ def _finish_run(trainer, data_args, all_metrics: dict) -> None:
     if trainer.args.do_train and not data_args.keep_checkpoints:
         remove_checkpoints(trainer.args.output_dir)
     write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)
+
+
+if __name__ == "__main__":
+    sys.exit("mixup_trainer.scripts_common is the run scripts' shared code, not a script: run "
+             "`run_glue_mixup --help` or `python -m mixup_trainer.run_glue_mixup --help` (BoolQ: run_boolq_mixup).")

@@ -425,7 +425,9 @@ def load_hub_split(task: Task, split: str, dataset_name: str | None = None, data
     if hub_split is None:
         raise ValueError(f"Task {task.name} has no {split} split on the Hub ({path}); pass a --{split}_file")
     if hub_is_offline():
-        raise RuntimeError(
+        from huggingface_hub.errors import OfflineModeIsEnabled
+
+        raise OfflineModeIsEnabled(
             f"Task {task.name}: the {split} data would come from the Hugging Face Hub ({path}"
             f"{'/' + config if config else ''}), but Hub access is off (HF_HUB_OFFLINE). Pass local "
             f"data instead: --data_dir <folder with the release files> or --train_file/--validation_file."
