@@ -71,6 +71,9 @@ def plan(argv: list[str], default_task: str | None):
     if unknown:
         raise ValueError(f"--compare {data_args.compare}: unknown method(s) {unknown}; choose from {MIXUP_METHODS}.")
     methods = [BASELINE] + [m for m in methods if m != BASELINE]
+    if len(methods) == 1:
+        raise ValueError(f"--compare {data_args.compare}: name a MixUp method to compare with the baseline, e.g. "
+                         "--compare manifold (the baseline none is always included).")
     if "mixup_method" in explicit:
         raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; drop --mixup_method.")
     if data_args.compare_seeds and "seed" in explicit:
@@ -290,6 +293,7 @@ def plot_test_loss(out: Path, task, records: list[dict], methods: list[str]) -> 
         ax.plot(epochs, [np.mean([c[e] for c in curves]) for e in epochs], color=f"C{i}", marker="o", linewidth=2,
                 label=f"{method} (mean of {len(curves)})")
     ax.set(xlabel="epoch", ylabel="test (dev) loss", title=f"{task.name}: test loss during training")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     fig.savefig(out / "test_loss.png", dpi=90)
     return "test_loss.png"

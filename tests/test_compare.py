@@ -126,6 +126,7 @@ def test_comparison_arguments(tmp_path):
     run = run_argv(argv, "cls", 3, tmp_path / "cls-seed3")
     assert run[-6:] == ["--mixup_method", "cls", "--seed", "3", "--output_dir", str(tmp_path / "cls-seed3")]
     for bad, match in ((["--compare", "mixup"], "unknown method"), (["--compare", ","], "comma-separated"),
+                       (["--compare", "none"], "name a MixUp method"),
                        (["--compare", "cls", "--mixup_method", "cls"], "--mixup_method"),
                        (["--compare", "cls", "--seed", "1", "--compare_seeds", "1,2"], "--compare_seeds"),
                        (["--compare", "cls", "--compare_s", "1,2"], "in full"),
