@@ -166,7 +166,7 @@ def _clock(seconds: float) -> str:
 
 
 def compare(argv: list[str], default_task: str | None = None) -> dict:
-    """Run (or resume) the comparison and write its report; returns the report's summary dict."""
+    """Run (or resume) the comparison and write its report; returns the report (what comparison.json holds)."""
     from .scripts_common import main
 
     methods, seeds, (_, data_args, training_args, task), base = plan(argv, default_task)
@@ -189,7 +189,7 @@ def compare(argv: list[str], default_task: str | None = None) -> dict:
     if not training_args.should_save:  # other ranks of a data-parallel comparison write nothing
         return {}
     summary = write_report(out, task, [_load(r) for r in runs], methods, seeds, data_args.calibration_bins)
-    print(f"[compare] {len(todo)} runs in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
+    print(f"[compare] {len(todo)} run(s) in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
           flush=True)
     print((out / "comparison.md").read_text(encoding="utf-8"), flush=True)
     return summary

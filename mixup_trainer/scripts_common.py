@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None, default_task: str | None = None, progres
     """Run one fine-tuning job; returns the metrics written to all_results.json (on every process).
 
     With ``--compare`` it runs the whole comparison instead (``mixup_trainer.compare``) and returns its
-    summary. ``progress`` is a ``TrainerCallback`` shown instead of the Trainer's progress bars and
+    report. ``progress`` is a ``TrainerCallback`` shown instead of the Trainer's progress bars and
     printed logs (the comparison's one line per epoch).
     """
     from transformers import set_seed

@@ -16,11 +16,14 @@ from mixup_trainer.compare import mean_se
 METHODS, SEEDS = ("none", "manifold"), (1, 2)
 
 
+def compare_argv(out, model):
+    return ["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", model,
+            "--compare", "manifold", "--compare_seeds", "1,2", "--max_train_samples", "32", "--max_eval_samples", "40",
+            "--num_train_epochs", "2", "--learning_rate", "1e-3", "--max_seq_length", "64", "--output_dir", str(out)]
+
+
 def run_compare(out, model):
-    command = [sys.executable, "run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
-               "--model_name_or_path", model, "--compare", "manifold", "--compare_seeds", "1,2",
-               "--max_train_samples", "32", "--max_eval_samples", "40", "--num_train_epochs", "2",
-               "--learning_rate", "1e-3", "--max_seq_length", "64", "--output_dir", str(out)]
+    command = [sys.executable, "run_glue_mixup.py", *compare_argv(out, model)]
     proc = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc.stdout
@@ -95,7 +98,7 @@ def test_progress_lines_not_a_log_wall(comparison):
         for epoch in (1, 2):
             assert f"[compare] run {i}/4 {method} seed {seed}: epoch {epoch}/2  loss " in stdout
     assert "***** train metrics *****" not in stdout and "{'loss'" not in stdout
-    assert stdout.index("[compare] 4 runs in") < stdout.index("# MixUp comparison: sst2, none vs manifold")
+    assert stdout.index("[compare] 4 run(s) in") < stdout.index("# MixUp comparison: sst2, none vs manifold")
 
 
 @pytest.mark.slow
@@ -113,6 +116,50 @@ def test_second_invocation_redoes_only_the_missing_run(comparison, tiny_bert):
     new = own_files(out, "manifold", 2)[0]  # the same seed gives the same run
     for key in ("eval_accuracy", "eval_loss", "eval_ece"):
         assert new[key] == pytest.approx(old[key], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tmp_path, monkeypatch, capsys):
+    """Killed just after run 2's first checkpoint, the comparison resumes that run from it (run 1 is not
+    redone) and ends with the numbers of the uninterrupted comparison."""
+    from mixup_trainer import compare as compare_module
+    from mixup_trainer.scripts_common import main
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_epoch_1(args, state, control, **kwargs):
+        if state.epoch == 1:
+            raise Killed
+
+    progress_callback = compare_module._progress_callback
+
+    def dying(label, clock):
+        callback = progress_callback(label, clock)
+        if label.startswith("run 2/4 "):
+            callback.on_save = kill_at_epoch_1
+        return callback
+
+    monkeypatch.setattr(compare_module, "_progress_callback", dying)
+    with pytest.raises(Killed):
+        main(compare_argv(tmp_path, tiny_bert))
+    left = tmp_path / "manifold-seed1"
+    assert not (left / "all_results.json").exists() and [p.name for p in left.glob("checkpoint-*")] == ["checkpoint-4"]
+    finished = (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns
+    monkeypatch.undo()
+    capsys.readouterr()
+    main(compare_argv(tmp_path, tiny_bert))
+    stdout = capsys.readouterr().out  # run 2 goes on from its epoch-1 checkpoint
+    assert "run 2/4 manifold seed 1: epoch 2/2" in stdout and "run 2/4 manifold seed 1: epoch 1/2" not in stdout
+    assert (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns == finished
+    state = json.loads((left / "trainer_state.json").read_text())
+    assert [h["epoch"] for h in state["log_history"] if "eval_loss" in h] == [1, 2]
+    reference, _ = comparison
+    for method in METHODS:
+        for seed in SEEDS:
+            resumed, uninterrupted = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
+            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
+                assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-6), (method, seed, key)
 
 
 def test_comparison_arguments(tmp_path):
