@@ -75,12 +75,14 @@ def plan(argv: list[str], default_task: str | None):
         raise ValueError(f"--compare {data_args.compare}: name a MixUp method to compare with the baseline, e.g. "
                          "--compare manifold (the baseline none is always included).")
     if "mixup_method" in explicit:
-        raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; drop --mixup_method.")
+        raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; "
+                         "drop --mixup_method.")
     if data_args.compare_seeds and "seed" in explicit:
         raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
     seeds = parse_list(data_args.compare_seeds, "compare_seeds", int) if data_args.compare_seeds \
         else [training_args.seed]
-    if not (training_args.do_train and training_args.do_eval) or getattr(training_args.eval_strategy, "value", None) == "no":
+    no_eval = getattr(training_args.eval_strategy, "value", None) == "no"
+    if not (training_args.do_train and training_args.do_eval) or no_eval:
         raise ValueError("A comparison trains and evaluates during training: drop --do_train/--do_eval-only "
                          "flags and --eval_strategy no.")
     base = config if config is not None else _strip(argv, COMPARE_FLAGS)
@@ -130,7 +132,8 @@ def _quiet():
                         handlers=[logging.StreamHandler(sys.stdout)])
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.filterwarnings("ignore", ".*'pin_memory' argument is set as true", UserWarning)  # once per run on CPU
+            # printed once per run on a machine without GPU
+            warnings.filterwarnings("ignore", ".*'pin_memory' argument is set as true", UserWarning)
             yield
     finally:
         if bars[0]:
@@ -151,7 +154,8 @@ def _progress_callback(label: str, clock: dict):
             if not state.is_world_process_zero or not state.max_steps:
                 return
             elapsed = time.time() - clock["start"]
-            done = clock["runs_done"] + (state.global_step - self.first_step) / max(state.max_steps - self.first_step, 1)
+            run_fraction = (state.global_step - self.first_step) / max(state.max_steps - self.first_step, 1)
+            done = clock["runs_done"] + run_fraction
             left = elapsed / done * (clock["runs_todo"] - done) if done > 0 else float("nan")
             shown = " ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in (metrics or {}).items()
                              if k in ("eval_loss", f"eval_{clock['metric']}", "eval_ece"))
@@ -184,7 +188,8 @@ def compare(argv: list[str], default_task: str | None = None) -> dict:
             continue
         (r["dir"] / "all_results.json").unlink(missing_ok=True)  # --overwrite_output_dir: unfinished until rerun
         with _quiet():
-            main(run_argv(base, r["method"], r["seed"], r["dir"]), default_task, progress=_progress_callback(label, clock))
+            main(run_argv(base, r["method"], r["seed"], r["dir"]), default_task,
+                 progress=_progress_callback(label, clock))
         clock["runs_done"] += 1
     if not training_args.should_save:  # other ranks of a data-parallel comparison write nothing
         return {}
@@ -225,6 +230,10 @@ def summarise(records: list[dict], methods: list[str], where: str, keys: list[st
     return means, paired
 
 
+def _epochs(records: list[dict], methods: list[str], key: str) -> dict:
+    return {m: ", ".join(f"{r[key]:g}" for r in records if r["method"] == m) for m in methods}
+
+
 def _table(title: str, columns: dict, means: dict, paired: dict, extra: dict) -> list[str]:
     head = ["method", "seeds", *columns.values(), *extra]
     lines = [f"\n## {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -246,7 +255,6 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
     last_cols = {k: t for k, t in best_cols.items() if all(k in r["last"] for r in records)}
     ts_cols = {k: k.removeprefix("eval_ts_") for k in sorted(records[0]["best"])
                if k.startswith("eval_ts_") and all(isinstance(r["best"].get(k), (int, float)) for r in records)}
-    epochs = lambda key: {m: ", ".join(f"{r[key]:g}" for r in records if r["method"] == m) for m in methods}  # noqa: E731
     sections = {"best": (best_cols, "best"), "last": (last_cols, "last"), "after_ts": (ts_cols, "best")}
     summary = {name: dict(zip(("mean", "paired"), summarise(records, methods, where, list(cols))))
                for name, (cols, where) in sections.items() if cols}
@@ -258,9 +266,10 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
              "per-seed differences (paired). The best epoch is chosen on the same evaluation set it is scored on. "
              "Signed gap = mean confidence − accuracy (> 0: over-confident)."]
     lines += _table(f"Best epoch (the model each run keeps, chosen by {task.metric})", best_cols,
-                    *summary["best"].values(), {"epochs": epochs("best_epoch")})
+                    *summary["best"].values(), {"epochs": _epochs(records, methods, "best_epoch")})
     if "last" in summary:
-        lines += _table("Last epoch", last_cols, *summary["last"].values(), {"epochs": epochs("last_epoch")})
+        lines += _table("Last epoch", last_cols, *summary["last"].values(),
+                        {"epochs": _epochs(records, methods, "last_epoch")})
     if "after_ts" in summary:
         lines += _table("After temperature scaling (best epoch)", ts_cols, *summary["after_ts"].values(), {})
     plots = {"test_loss": plot_test_loss(out, task, records, methods)}
@@ -308,8 +317,8 @@ def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n
     for column, method in enumerate(methods):
         rows = [json.loads(line) for r in records if r["method"] == method
                 for line in (out / r["output_dir"] / "eval_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-        report = calibration_report(np.asarray([row["probs"] for row in rows]), np.asarray([row["label"] for row in rows]),
-                                    n_bins=n_bins)
+        probs, labels = np.asarray([row["probs"] for row in rows]), np.asarray([row["label"] for row in rows])
+        report = calibration_report(probs, labels, n_bins=n_bins)
         n_runs = sum(r["method"] == method for r in records)
         plot_reliability_diagram(report, title=f"{task.name}, {method} ({n_runs} seed(s) pooled)",
                                  axes=(axes[0, column], axes[1, column]))

@@ -87,7 +87,8 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str,
         out[metric] = float(f1_score(labels, predicted, average="binary" if binary else "macro"))
     out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll)
     # Signed: mean top-label confidence − accuracy; > 0 over-confident, < 0 under-confident (ECE hides which).
-    out["confidence_gap"] = float(np.nansum(report.bin_counts * report.bin_confidence) / report.n_samples) - report.accuracy
+    mean_confidence = float(np.nansum(report.bin_counts * report.bin_confidence) / report.n_samples)
+    out["confidence_gap"] = mean_confidence - report.accuracy
     return out
 
 

@@ -73,7 +73,8 @@ def test_report_numbers_are_the_runs_numbers(comparison):
     for (method, seed), (best, last) in runs.items():
         assert last["epoch"] == 2 and best["best_epoch"] in (1, 2)
         # the signed gap is what it says: mean top-label confidence − accuracy, from the run's predictions
-        rows = [json.loads(x) for x in (out / f"{method}-seed{seed}" / "eval_predictions.jsonl").read_text().splitlines()]
+        predictions = (out / f"{method}-seed{seed}" / "eval_predictions.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in predictions]
         assert best["eval_confidence_gap"] == pytest.approx(
             statistics.fmean(max(r["probs"]) for r in rows) - best["eval_accuracy"], abs=1e-9)
         # for each seed every method trained on the same sample (the sample seed is the run's seed)
@@ -82,7 +83,7 @@ def test_report_numbers_are_the_runs_numbers(comparison):
     # the markdown shows the same numbers
     text = (out / "comparison.md").read_text()
     stat = report["summary"]["best"]["mean"]["none"]["eval_loss"]
-    assert f"| none | 2 | " in text and f"{stat['mean']:.4f} ± {stat['se']:.4f}" in text
+    assert "| none | 2 | " in text and f"{stat['mean']:.4f} ± {stat['se']:.4f}" in text
     stat = report["summary"]["last"]["paired"]["manifold"]["eval_ece"]
     assert "| manifold − none | 2 | " in text and f"{stat['mean']:+.4f} ± {stat['se']:.4f}" in text
     for name in ("test_loss.png", "reliability.png"):
