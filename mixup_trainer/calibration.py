@@ -350,6 +350,7 @@ def plot_reliability_diagram(
     from_logits: bool = False,
     confidence: str = "top_label",
     show_histogram: bool = True,
+    axes: Any = None,
 ):
     """Reliability diagram: per-bin accuracy bars, the gap to mean confidence, the diagonal.
 
@@ -359,7 +360,8 @@ def plot_reliability_diagram(
     ``show_histogram`` adds a panel of per-bin counts, since a large gap in a bin of three examples
     means little. The title carries the ECE. Saves a PNG when ``path`` is given; returns the
     ``matplotlib.figure.Figure``. Uses ``Figure`` directly (Agg canvas), never pyplot, so it needs no
-    display and leaves the global matplotlib state alone.
+    display and leaves the global matplotlib state alone. ``axes=(ax, ax_hist)`` draws into existing
+    axes instead (``ax_hist`` None: no histogram), e.g. to put several diagrams side by side.
     """
     from matplotlib.figure import Figure
 
@@ -378,10 +380,14 @@ def plot_reliability_diagram(
     filled = report.bin_counts > 0
     acc, conf = report.bin_accuracy[filled], report.bin_confidence[filled]
 
-    fig = Figure(figsize=(5.0, 6.4 if show_histogram else 5.0), layout="constrained")
-    if show_histogram:
+    if axes is not None:
+        ax, ax_hist = axes
+        fig = ax.figure
+    elif show_histogram:
+        fig = Figure(figsize=(5.0, 6.4), layout="constrained")
         ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     else:
+        fig = Figure(figsize=(5.0, 5.0), layout="constrained")
         ax, ax_hist = fig.subplots(), None
     event = "Accuracy" if report.confidence == "top_label" else "Frequency of class 1"
     ax.bar(left[filled], acc, width=width, align="edge", color="tab:blue", edgecolor="black", label=event)

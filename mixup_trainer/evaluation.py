@@ -39,7 +39,8 @@ def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable
     Classification (predictions `[N, C]` logits, C >= 2): `accuracy` always, plus `metric` when it is
     `"matthews_correlation"` or `"f1"` (binary F1 of class 1 for C = 2, macro F1 otherwise), plus
     `ece`, `mce`, `brier`, `nll` from the logits (see `mixup_trainer.calibration`; `nll` equals the
-    cross-entropy eval loss of an unmixed model).
+    cross-entropy eval loss of an unmixed model), and `confidence_gap` = mean top-label confidence −
+    accuracy (signed: > 0 over-confident).
 
     Regression (predictions `[N]` or `[N, 1]`: a `num_labels=1` head): `pearson`, `spearmanr`, `mse`,
     whatever `metric` says, and no calibration metrics.
@@ -85,6 +86,9 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str,
         binary = logits.shape[-1] == 2
         out[metric] = float(f1_score(labels, predicted, average="binary" if binary else "macro"))
     out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll)
+    # Signed: mean top-label confidence − accuracy; > 0 over-confident, < 0 under-confident (ECE hides which).
+    mean_confidence = float(np.nansum(report.bin_counts * report.bin_confidence) / report.n_samples)
+    out["confidence_gap"] = mean_confidence - report.accuracy
     return out
 
 

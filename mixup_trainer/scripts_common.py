@@ -111,6 +111,15 @@ class DataTrainingArguments:
                   "alpha, max length, dropout 0.1); flags you give explicitly win."},
     )
     calibration_bins: int = field(default=15, metadata={"help": "Equal-width bins of ECE/MCE and the diagram."})
+    compare: str | None = field(
+        default=None,
+        metadata={"help": "Comparison mode: train these MixUp methods (comma-separated, e.g. manifold or cls,manifold) "
+                  "and the baseline none on the same data and seeds, one run per folder in --output_dir, and write "
+                  "a side-by-side report there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
+    )
+    compare_seeds: str | None = field(
+        default=None, metadata={"help": "Seeds of the comparison, comma-separated (e.g. 42,43,44). Default: --seed."}
+    )
 
 
 # ------------------------------------------------------------------------------------ arguments
@@ -521,8 +530,13 @@ def _trainer_class():
     return RunScriptTrainer
 
 
-def main(argv: list[str] | None = None, default_task: str | None = None) -> dict:
-    """Run one fine-tuning job; returns the metrics written to all_results.json (on every process)."""
+def main(argv: list[str] | None = None, default_task: str | None = None, progress=None) -> dict:
+    """Run one fine-tuning job; returns the metrics written to all_results.json (on every process).
+
+    With ``--compare`` it runs the whole comparison instead (``mixup_trainer.compare``) and returns its
+    report. ``progress`` is a ``TrainerCallback`` shown instead of the Trainer's progress bars and
+    printed logs (the comparison's one line per epoch).
+    """
     from transformers import set_seed
 
     from .collator import MixUpDataCollator
@@ -531,6 +545,10 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
     from .run_safety import check_run_arguments, prepare_output_dir, run_settings
 
     model_args, data_args, training_args, task = parse_args(argv, default_task)
+    if data_args.compare:
+        from .compare import compare
+
+        return compare(sys.argv[1:] if argv is None else list(argv), default_task)
     _setup_logging(training_args)
     logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
     check_run_arguments(model_args, data_args, training_args)
@@ -560,6 +578,13 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
         data_collator=collator,
         compute_metrics=make_compute_metrics(task.metric, n_bins=data_args.calibration_bins),
     )
+    if progress is not None:
+        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK  # tqdm bars, or a notebook's
+        from transformers.trainer_callback import PrinterCallback  # what --disable_tqdm shows instead
+
+        for shown in (PrinterCallback, DEFAULT_PROGRESS_CALLBACK):
+            trainer.remove_callback(shown)
+        trainer.add_callback(progress)
 
     all_metrics: dict = {}
     if training_args.do_train:

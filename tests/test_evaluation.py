@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from mixup_trainer.calibration import calibration_report
@@ -34,6 +35,7 @@ def test_classification_metrics(metric, n_classes):
     predicted = logits.argmax(-1)
     expected = {"accuracy": float((predicted == labels).mean()), "ece": report.ece, "mce": report.mce,
                 "brier": report.brier, "nll": report.nll}
+    expected["confidence_gap"] = softmax(logits.astype(np.float64), axis=-1).max(-1).mean() - expected["accuracy"]
     if metric == "matthews_correlation":
         expected[metric] = matthews_corrcoef(labels, predicted)
     if metric == "f1":
