@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_run_scripts import DATA, ENV, REPO, tiny_bert  # noqa: F401  (tiny_bert is a fixture)
+from test_run_scripts import DATA, ENV, REPO  # tiny_bert: a fixture of conftest.py
 
 TIMING = ("runtime", "per_second")  # wall-clock figures, the only numbers two identical runs may differ in
 
