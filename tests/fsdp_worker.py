@@ -44,9 +44,9 @@ def main(out_dir: str, reference: bool) -> None:
     mixed = []
     original_mix = hooks_module.mix
 
-    def recording_mix(hidden, plan):  # what the hooks really did, level by level
+    def recording_mix(hidden, plan, *args, **kwargs):  # what the hooks really did, level by level
         mixed.append(plan.layer)
-        return original_mix(hidden, plan)
+        return original_mix(hidden, plan, *args, **kwargs)
 
     hooks_module.mix = recording_mix
 
