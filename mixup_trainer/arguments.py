@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -81,8 +82,10 @@ class MixUpTrainingArguments(TrainingArguments):
             raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {self.mixup_padding!r}")
         if self.mixup_pad_token not in MIXUP_PAD_TOKENS:
             raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {self.mixup_pad_token!r}")
-        if not self.mixup_alpha >= 0:  # also rejects NaN
-            raise ValueError(f"mixup_alpha must be >= 0 (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}")
+        if not 0 <= self.mixup_alpha < math.inf:  # also rejects NaN; inf would make every λ NaN
+            raise ValueError(
+                f"mixup_alpha must be >= 0 and finite (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}"
+            )
         if not 0.0 <= self.mixup_start < 1.0:
             raise ValueError(f"mixup_start is a fraction of training in [0, 1), got {self.mixup_start}")
         layers = parse_layers(self.mixup_layers)
@@ -93,6 +96,17 @@ class MixUpTrainingArguments(TrainingArguments):
             )
         # Keep the field a plain string so that to_dict()/to_json_string() and the Hub stay happy.
         self.mixup_layers = None if layers is None else ",".join(map(str, layers))
+
+    # transformers masks every field whose name ends in "_token" (hub_token is a secret) in the logged
+    # arguments and in to_dict(); mixup_pad_token names a filler token (sep/pad/unused0), so show it.
+    def to_dict(self):
+        return {**super().to_dict(), "mixup_pad_token": self.mixup_pad_token}
+
+    def __str__(self):
+        masked = "mixup_pad_token=<MIXUP_PAD_TOKEN>,"
+        return super().__str__().replace(masked, f"mixup_pad_token={self.mixup_pad_token},")
+
+    __repr__ = __str__  # @dataclass would otherwise generate a repr that prints hub_token in clear
 
     @property
     def mixup_enabled(self) -> bool:

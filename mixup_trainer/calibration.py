@@ -63,6 +63,10 @@ CONFIDENCES = ("top_label", "positive_class")
 BINNINGS = ("equal_width", "equal_mass")
 #: Probability rows must sum to 1 within this tolerance (float32 softmax outputs sum to 1 ± ~1e-7).
 ROW_SUM_TOLERANCE = 1e-4
+#: Half-precision probabilities are rounded to 8 (bfloat16) or 11 (float16) significant bits, so a
+#: row of them sums to 1 only within half their machine epsilon (measured: up to 0.4 eps for softmax
+#: outputs of 2..1000 classes); such inputs get their dtype's epsilon as tolerance instead.
+HALF_PRECISION_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
 #: NLL clips P(label) from below at machine epsilon when *probabilities* are given, so a confident
 #: miss (P(label) = 0) costs −log(2.2e-16) ≈ 36.04 instead of inf; this is sklearn's ``log_loss``
 #: clipping for float64. From logits NLL is the exact log-softmax (no clipping), i.e. what
@@ -150,6 +154,7 @@ def _read(predictions: Any, labels: Any, from_logits: bool) -> tuple[np.ndarray,
     A 1-D input becomes two columns: P(class 1) p -> [1 − p, p], a logit z -> [0, z]. Values are not
     checked here (see :func:`_top_label`), so a float64 input is returned without a copy.
     """
+    half_eps = HALF_PRECISION_EPS.get(str(getattr(predictions, "dtype", "")).removeprefix("torch."))
     preds = _to_numpy(predictions, "predictions")
     if preds.dtype.kind not in "biuf":
         raise ValueError(f"predictions must be numeric (floats), got dtype {preds.dtype}.")
@@ -174,11 +179,22 @@ def _read(predictions: Any, labels: Any, from_logits: bool) -> tuple[np.ndarray,
             f"{preds.shape[0]} rows, labels have shape {labels_arr.shape}."
         )
     if labels_arr.dtype.kind == "f":
-        if not (np.isfinite(labels_arr).all() and (labels_arr == np.round(labels_arr)).all()):
-            raise ValueError("labels must be integer class ids (0..C-1); got non-integer values.")
+        integral = np.isfinite(labels_arr) & (labels_arr == np.round(labels_arr))
+        if not integral.all():
+            bad = float(labels_arr[~integral][0])
+            raise ValueError(f"labels must be integer class ids (0..C-1); got non-integer values such as {bad}.")
     elif labels_arr.dtype.kind not in "biu":
         raise ValueError(f"labels must be integer class ids (0..C-1), got dtype {labels_arr.dtype}.")
     labels_arr = labels_arr.astype(np.int64, copy=False)
+    if half_eps and not from_logits and preds.ndim == 2:
+        # bf16/fp16 rows sum to 1 only within their dtype's epsilon: check them against it, then
+        # renormalise (a change below that epsilon) so that the float64 checks downstream hold.
+        row_sums = preds.sum(axis=1, keepdims=True)
+        worst = float(np.abs(row_sums - 1.0).max())
+        if worst > half_eps:
+            raise ValueError(f"probability rows must sum to 1 (within {half_eps:.3g} for {predictions.dtype}); "
+                             f"the worst row is off by {worst:.3g}. Pass from_logits=True for logits.")
+        preds = preds / row_sums
 
     if preds.ndim == 1:  # binary: P(class 1) -> [1 - p, p]; logit z -> [0, z]
         preds = np.stack([np.zeros_like(preds) if from_logits else 1.0 - preds, preds], axis=1)
@@ -670,6 +686,7 @@ def plot_reliability_diagram(
     binning: str = "equal_width",
     overlay: CalibrationReport | None = None,
     names: tuple[str, str] = ("before", "after temperature scaling"),
+    axes: Any = None,
 ):
     """Reliability diagram: per-bin accuracy bars, the gap to mean confidence, the diagonal, and
     under it a histogram of how many predictions fall in each confidence bin.
@@ -684,6 +701,8 @@ def plot_reliability_diagram(
     own widths. The title carries the ECE (both, with an overlay). Saves a PNG when ``path`` is
     given; returns the ``matplotlib.figure.Figure``. Uses ``Figure`` directly (Agg canvas), never
     pyplot, so it needs no display and leaves the global matplotlib state alone.
+    ``axes=(ax, ax_hist)`` draws into existing axes instead (``ax_hist`` None: no histogram), e.g.
+    to put several diagrams side by side.
     """
     from matplotlib.figure import Figure
 
@@ -705,10 +724,14 @@ def plot_reliability_diagram(
     filled = report.bin_counts > 0
     acc, conf = report.bin_accuracy[filled], report.bin_confidence[filled]
 
-    fig = Figure(figsize=(5.0, 6.4 if show_histogram else 5.0), layout="constrained")
-    if show_histogram:
+    if axes is not None:
+        ax, ax_hist = axes
+        fig = ax.figure
+    elif show_histogram:
+        fig = Figure(figsize=(5.0, 6.4), layout="constrained")
         ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     else:
+        fig = Figure(figsize=(5.0, 5.0), layout="constrained")
         ax, ax_hist = fig.subplots(), None
     event = "Accuracy" if report.confidence == "top_label" else "Frequency of class 1"
     first = f"{event} ({names[0]})" if overlay is not None else event

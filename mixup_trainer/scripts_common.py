@@ -1,14 +1,16 @@
 """What ``run_glue_mixup.py`` and ``run_boolq_mixup.py`` share: arguments, defaults, the run itself.
 
 The scripts follow transformers' ``examples/pytorch/text-classification/run_glue.py`` (same flags,
-``all_results.json``, checkpoints, model card), with four additions:
+``all_results.json``, checkpoints, model card), with five additions:
 
 * ``--paper_defaults`` fills in the paper's Table 6 values for the task; any flag the user gave
   (on the command line or in the JSON config) wins over them.
 * Without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates. Training with an
   evaluation set evaluates every epoch and ends on the best epoch by the task's metric
-  (``load_best_model_at_end``), keeping one model-only checkpoint besides the best one; each of
-  these defaults gives way to an explicit flag.
+  (``load_best_model_at_end``), keeping one full checkpoint besides the best one, and deletes the
+  checkpoints once the run has finished; each of these defaults gives way to an explicit flag.
+* An output folder holds one run (``run_safety.py``): a rerun of the same command resumes it
+  exactly, or does nothing once it has finished; another command is refused.
 * The evaluation report is the paper's: task metric, loss, ECE, MCE, Brier and NLL of the best
   epoch in ``all_results.json``, plus a reliability diagram and per-example probabilities.
 * The model card records the MixUp settings, the data (task, sample size and seed) and the
@@ -21,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,13 @@ class DataTrainingArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders) instead of "
-                  "resuming from its last checkpoint."},
+        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders, *_results.json "
+                  "and run_settings.json) instead of resuming the run recorded there, or refusing another run."},
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "Keep the checkpoint-* folders when training finishes (default: delete them, keeping only "
+                  "the final model; also kept when --save_total_limit or --save_only_model is given)."},
     )
     paper_defaults: bool = field(
         default=False,
@@ -122,6 +128,15 @@ class DataTrainingArguments:
     )
     calibration_seed: int | None = field(
         default=None, metadata={"help": "Seed of the --calibration_fraction split. Default: --seed."}
+    )
+    compare: str | None = field(
+        default=None,
+        metadata={"help": "Comparison mode: train these MixUp methods (comma-separated, e.g. manifold or cls,manifold) "
+                  "and the baseline none on the same data and seeds, one run per folder in --output_dir, and write "
+                  "a side-by-side report there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
+    )
+    compare_seeds: str | None = field(
+        default=None, metadata={"help": "Seeds of the comparison, comma-separated (e.g. 42,43,44). Default: --seed."}
     )
 
 
@@ -160,31 +175,99 @@ def explicit_keys(argv: list[str]) -> set[str]:
     return {key for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
 
 
+def _strategy(values: dict, key: str) -> str:
+    value = values.get(key)
+    return str(getattr(value, "value", value))
+
+
 def run_defaults(task: Task, values: dict, explicit: set[str]) -> dict:
-    """The scripts' defaults (see the module docstring) for the arguments the user did not give."""
+    """The scripts' defaults (see the module docstring) for the arguments the user did not give.
+
+    Checkpoints are full (optimizer, scheduler and RNG state), so that a rerun after a crash resumes
+    exactly; the finished run deletes them unless the user asked for checkpoints to be kept.
+    """
     out = {}
     if not any(values.get(k) for k in ("do_train", "do_eval", "do_predict")):
         out.update(do_train=True, do_eval=True)
+    if "keep_checkpoints" not in explicit and explicit & {"save_total_limit", "save_only_model"}:
+        out["keep_checkpoints"] = True
     if not (out.get("do_train", values.get("do_train")) and out.get("do_eval", values.get("do_eval"))):
         return out
-    candidates = {"eval_strategy": "epoch"}
-    strategy = values.get("eval_strategy") if "eval_strategy" in explicit else "epoch"
-    strategy = str(getattr(strategy, "value", strategy))
-    if strategy != "no":
+    # Evaluate as often as the user asked to evaluate, else as often as they asked to save, else per epoch.
+    if "eval_strategy" in explicit:
+        strategy = _strategy(values, "eval_strategy")
+    elif "save_strategy" in explicit and _strategy(values, "save_strategy") in ("steps", "epoch"):
+        strategy = _strategy(values, "save_strategy")
+    else:
+        strategy = "epoch"
+    candidates = {"eval_strategy": strategy}
+    saves = not ("save_strategy" in explicit and _strategy(values, "save_strategy") == "no")
+    if strategy != "no" and saves:
         candidates.update(
             save_strategy=strategy,
             load_best_model_at_end=True,
             metric_for_best_model=task.metric,
             greater_is_better=True,
             save_total_limit=1,
-            save_only_model=True,
         )
-        if strategy == "epoch":
-            candidates["logging_strategy"] = "epoch"
-        if strategy == "steps" and values.get("eval_steps"):
-            candidates["save_steps"] = values["eval_steps"]
+    if strategy == "epoch":
+        candidates["logging_strategy"] = "epoch"
+    if strategy == "steps" and "eval_steps" in explicit:
+        candidates["save_steps"] = values["eval_steps"]
+    elif strategy == "steps" and "save_steps" in explicit:
+        candidates["eval_steps"] = values["save_steps"]
     out.update({k: v for k, v in candidates.items() if k not in explicit})
     return out
+
+
+class UsageError(ValueError):
+    """A command line the parser rejects (missing ``--task``, unknown flag, bad choice)."""
+
+
+def _script_parser_class():
+    from transformers import HfArgumentParser
+
+    class ScriptArgumentParser(HfArgumentParser):
+        """HfArgumentParser whose ``--help`` lists the MixUp flags first, then the data and model flags,
+        then the long TrainingArguments list; a rejected command line raises UsageError (one line)
+        instead of printing the whole usage block and exiting."""
+
+        def _add_dataclass_arguments(self, dtype):
+            if not hasattr(self, "_groups"):  # created once, in the order --help shows them
+                self._groups = {name: self.add_argument_group(title) for name, title in (
+                    ("mixup", "MixUp (MixUpTrainingArguments)"),
+                    ("DataTrainingArguments", "data and run"),
+                    ("ModelArguments", "model (as in run_glue.py)"),
+                    ("training", "training (transformers TrainingArguments)"))}
+            self._current_group = self._groups.get(dtype.__name__, self._groups["training"])
+            super()._add_dataclass_arguments(dtype)
+
+        def _parse_dataclass_field(self, parser, field):
+            group = self._groups["mixup"] if field.name.startswith("mixup_") else self._current_group
+            HfArgumentParser._parse_dataclass_field(group, field)
+
+        def error(self, message):
+            raise UsageError(f"{message} (--help lists the flags)")
+
+    return ScriptArgumentParser
+
+
+def script_parser(default_task: str | None = None):
+    """The run scripts' parser: ``--task`` is required unless the script has a default task."""
+    task = "[--task TASK]" if default_task else "--task TASK"
+    parser = _script_parser_class()(
+        _dataclass_types(),
+        usage=f"%(prog)s {task} --model_name_or_path MODEL [--data_dir DIR] [--mixup_method METHOD] [FLAG ...]\n"
+              "       %(prog)s config.json   (every flag as a JSON key)",
+        description="Fine-tune a sequence classifier with MixUp and report accuracy / MCC, loss and calibration "
+                    "(ECE) of the best epoch. An error prints one line; --traceback (or MIXUP_DEBUG=1) shows "
+                    "the full traceback.",
+    )
+    if default_task is None:
+        (action,) = [a for a in parser._actions if a.dest == "task"]
+        action.required = True
+        action.help = "(required) " + action.help
+    return parser
 
 
 def _multi_process_without_accelerator() -> bool:
@@ -198,13 +281,27 @@ def _multi_process_without_accelerator() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
+def fsdp_values(values: dict, explicit: set[str]) -> dict:
+    """FSDP (``--fsdp`` or ``accelerate launch --use_fsdp``) needs GPUs here: accelerate applies its FSDP
+    plugin only to GPU-type processes and on CPU silently trains with DDP, so the request is refused
+    rather than ignored. On GPUs the checkpoints keep their optimizer state, because the Trainer cannot
+    reload the best model from model-only checkpoints under FSDP."""
+    if not (values.get("fsdp") or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"):
+        return {}
+    import torch
+
+    if not torch.accelerator.is_available():
+        raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
+                         "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
+                         "parallelism), or run on GPUs as the README's FSDP section shows.")
+    return {} if "save_only_model" in explicit else {"save_only_model": False}
+
+
 def parse_args(argv: list[str] | None = None, default_task: str | None = None):
     """(model_args, data_args, training_args, task) from argv or a single JSON config file."""
-    from transformers import HfArgumentParser
-
     argv = sys.argv[1:] if argv is None else list(argv)
     types = _dataclass_types()
-    parser = HfArgumentParser(types)
+    parser = script_parser(default_task)
     if len(argv) == 1 and argv[0].endswith(".json"):
         given = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
         if "task_name" in given:
@@ -224,6 +321,7 @@ def parse_args(argv: list[str] | None = None, default_task: str | None = None):
             logger.warning("The paper gives no learning rate for %s: keeping --learning_rate %s",
                            task.name, values.get("learning_rate"))
     values.update(run_defaults(task, values, explicit))
+    values.update(fsdp_values(values, explicit))
     if "use_cpu" not in explicit and _multi_process_without_accelerator():
         values["use_cpu"] = True
     model_args, data_args, training_args = parser.parse_dict(values)
@@ -260,27 +358,29 @@ def _setup_logging(training_args) -> None:
 
 
 def _checkpoint_to_resume(training_args, data_args) -> str | None:
-    """run_glue.py's rule: resume from the last checkpoint in output_dir, refuse other leftovers."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The checkpoint a training run continues from: the one named by --resume_from_checkpoint, else
+    the newest complete full checkpoint in output_dir (after ``prepare_output_dir`` has checked that
+    the folder holds this same run). A model-only checkpoint is resumed only when named, loudly."""
+    from .run_safety import checkpoint_problem, is_model_only, model_only_refusal, newest_complete_checkpoint
+    from .run_safety import warn_model_only_resume
 
+    named = training_args.resume_from_checkpoint
+    if named is not None:
+        problem = checkpoint_problem(named)
+        if problem is not None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {named} cannot be resumed: {problem}.")
+        if is_model_only(named):
+            warn_model_only_resume(named)
+        return named
     out = training_args.output_dir
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if not training_args.do_train or not os.path.isdir(out):
+    if not training_args.do_train or data_args.overwrite_output_dir or not os.path.isdir(out):
         return None
-    if data_args.overwrite_output_dir:
-        with training_args.main_process_first(desc="clearing old checkpoints"):
-            if training_args.should_save:
-                for old in Path(out).glob("checkpoint-*"):
-                    shutil.rmtree(old, ignore_errors=True)
-        return None
-    last = get_last_checkpoint(out)
-    if last is None and os.listdir(out):
-        raise ValueError(f"Output directory ({out}) already exists and is not empty. "
-                         "Use --overwrite_output_dir to overwrite it.")
+    last = newest_complete_checkpoint(out)
     if last is not None:
-        logger.info("Checkpoint detected, resuming training at %s. To start afresh, pass --overwrite_output_dir.",
-                    last)
+        if is_model_only(last):
+            raise model_only_refusal(last)
+        logger.warning("Resuming the interrupted run from %s (same settings, see %s/run_settings.json). To start "
+                       "afresh, pass --overwrite_output_dir.", last, out)
     return last
 
 
@@ -353,67 +453,21 @@ def _best_epoch(state) -> float | None:
 
 def _write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
     """One JSON line per example: idx, label (-1 if unknown), prediction, probs (classification)."""
-    with open(path, "w", encoding="utf-8") as f:
-        if task.is_regression:
-            for row, value in zip(raw, logits.reshape(-1)):
-                f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}) + "\n")
-            return
+    from .run_safety import write_text_atomic
+
+    lines = []
+    if task.is_regression:
+        for row, value in zip(raw, logits.reshape(-1)):
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}))
+    else:
         import torch
 
         probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
         for row, p in zip(raw, probs):
             pred = int(p.argmax())
-            f.write(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
-                                "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}) + "\n")
-
-
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def model_card_section(task: Task, training_args, data_summary: dict, eval_metrics: dict | None) -> str:
-    """Markdown appended to the generated model card: how the model was trained and how well it is
-    calibrated, which the generic Trainer card cannot know."""
-    a = training_args
-    layers = a.mixup_layers or "all of 0..n+1"
-    lines = [
-        "",
-        "## MixUp training",
-        "",
-        "Trained with mixup-trainer, after Zhang & Vaidya (2021), *MixUp Training Leads to Reduced "
-        "Overfitting and Improved Calibration for the Transformer Architecture*.",
-        "",
-        "| setting | value |",
-        "|---|---|",
-        f"| mixup_method | {a.mixup_method} |",
-        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.mixup_alpha} |",
-        f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
-        f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",
-        f"| mixup_start (fraction of training) | {a.mixup_start} |",
-        "",
-        "## Data",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    lines += [f"| {key} | {value} |" for key, value in data_summary.items()]
-    if eval_metrics:
-        keys = [k for k in (f"eval_{task.metric}", "eval_accuracy", "eval_loss", "eval_ece", "eval_mce",
-                            "eval_brier", "eval_nll") if k in eval_metrics]
-        keys = list(dict.fromkeys(keys))
-        epoch = eval_metrics.get("best_epoch", eval_metrics.get("epoch", 0))
-        lines += [
-            "",
-            f"## Evaluation and calibration (epoch {epoch:g}, {eval_metrics.get('eval_samples')} examples)",
-            "",
-            "ECE and MCE use the top-label confidence in "
-            f"{data_summary.get('calibration bins', 15)} equal-width bins (Guo et al., 2017).",
-            "",
-            "| " + " | ".join(k.removeprefix("eval_") for k in keys) + " |",
-            "|" + "---|" * len(keys),
-            "| " + " | ".join(_fmt(eval_metrics[k]) for k in keys) + " |",
-        ]
-    return "\n".join(lines) + "\n"
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
+                                     "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def prepare_data(task: Task, data_args, training_args, model_args):
@@ -442,6 +496,12 @@ def prepare_data(task: Task, data_args, training_args, model_args):
     for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
         if split in raw and limit is not None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    if "train" in raw and training_args.mixup_enabled and len(raw["train"]) < 2:
+        raise ValueError(f"--mixup_method {training_args.mixup_method} needs at least 2 training examples to mix, "
+                         f"got {len(raw['train'])}: give more data, or --mixup_method none.")
+    for split, flag in (("validation", "--max_eval_samples"), ("test", "--max_predict_samples")):
+        if split in raw and len(raw[split]) == 0:
+            raise ValueError(f"{flag} 0 leaves no {split} examples: give a positive number, or leave the flag out.")
     if "validation" in raw:
         summary["evaluation examples"] = len(raw["validation"])
     summary["max_seq_length"] = data_args.max_seq_length
@@ -457,40 +517,66 @@ def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, traini
     from .calibration import calibration_report, plot_reliability_diagram
 
     report = calibration_report(logits, np.asarray(raw_eval["label"]), from_logits=True, n_bins=n_bins)
-    Path(out, CALIBRATION_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    from .run_safety import write_text_atomic
+
+    write_text_atomic(Path(out, CALIBRATION_FILE), json.dumps(report.to_dict(), indent=2))
     title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.mixup_alpha})"
     plot_reliability_diagram(report, path=os.path.join(out, DIAGRAM_FILE), title=title)
 
 
 def _trainer_class():
+    from .run_safety import ExactLossResume
     from .trainer import MixUpTrainer
 
-    class RunScriptTrainer(MixUpTrainer):
-        """MixUpTrainer whose model card ends with ``card_section``. ``push_to_hub`` re-creates the
-        card, so the section is added inside ``create_model_card`` rather than after it."""
+    class RunScriptTrainer(ExactLossResume, MixUpTrainer):
+        """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``) and whose model card is
+        the run's (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates
+        the card through ``create_model_card``, so the card is built there rather than after it."""
 
-        card_section: str = ""
+        card_info: dict | None = None
 
-        def create_model_card(self, *args, **kwargs):
-            super().create_model_card(*args, **kwargs)
-            if self.card_section and self.is_world_process_zero():
-                with open(os.path.join(self.args.output_dir, "README.md"), "a", encoding="utf-8") as f:
-                    f.write(self.card_section)
+        def create_model_card(self, *args, model_name=None, tags=None, **kwargs):
+            if self.card_info is None:
+                return super().create_model_card(*args, model_name=model_name, tags=tags, **kwargs)
+            if self.is_world_process_zero():
+                from .model_card import build_model_card
+
+                tags = [tags] if isinstance(tags, str) else tags
+                card = build_model_card(self, model_name=model_name, tags=tags, **self.card_info)
+                card.save(os.path.join(self.args.output_dir, "README.md"))
 
     return RunScriptTrainer
 
 
-def main(argv: list[str] | None = None, default_task: str | None = None) -> dict:
-    """Run one fine-tuning job; returns the metrics written to all_results.json (on every process)."""
+def main(argv: list[str] | None = None, default_task: str | None = None, progress=None) -> dict:
+    """Run one fine-tuning job; returns the metrics written to all_results.json (on every process).
+
+    With ``--compare`` it runs the whole comparison instead (``mixup_trainer.compare``) and returns its
+    report. ``progress`` is a ``TrainerCallback`` shown instead of the Trainer's progress bars and
+    printed logs (the comparison's one line per epoch).
+    """
     from transformers import set_seed
 
     from .collator import MixUpDataCollator
     from .evaluation import make_compute_metrics
 
+    from .run_safety import check_run_arguments, prepare_output_dir, run_settings
+
     model_args, data_args, training_args, task = parse_args(argv, default_task)
     temperature.check_arguments(data_args, task, training_args)
+    if data_args.compare:
+        from .compare import compare
+
+        return compare(sys.argv[1:] if argv is None else list(argv), default_task)
     _setup_logging(training_args)
     logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
+    check_run_arguments(model_args, data_args, training_args)
+    finished = prepare_output_dir(training_args, data_args.overwrite_output_dir,
+                                  run_settings(model_args, data_args, training_args))
+    if finished is not None:
+        logger.warning("%s already holds the finished results of this run (all_results.json): nothing to do. "
+                       "Pass --overwrite_output_dir to run it again.", training_args.output_dir)
+        return finished
     resume = _checkpoint_to_resume(training_args, data_args)
     set_seed(training_args.seed)
 
@@ -511,14 +597,22 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
         data_collator=collator,
         compute_metrics=make_compute_metrics(task.metric, n_bins=data_args.calibration_bins),
     )
+    if progress is not None:
+        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK  # tqdm bars, or a notebook's
+        from transformers.trainer_callback import PrinterCallback  # what --disable_tqdm shows instead
+
+        for shown in (PrinterCallback, DEFAULT_PROGRESS_CALLBACK):
+            trainer.remove_callback(shown)
+        trainer.add_callback(progress)
 
     all_metrics: dict = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()  # the best epoch's weights when load_best_model_at_end
-        metrics = {**result.metrics, "train_samples": len(raw["train"])}
+        # The whole run's mean loss, also after a resume (the Trainer's covers the resumed part only).
+        metrics = {**result.metrics, "train_loss": trainer.whole_run_train_loss, "train_samples": len(raw["train"])}
         trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        _save_results(trainer, "train", metrics)
         trainer.save_state()
         all_metrics.update(metrics)
 
@@ -538,7 +632,7 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
                 trainer, task, data_args, raw["validation"], output.predictions,
                 lambda r: _tokenise(r, tokenizer, task, data_args, training_args, pad_to_max)[0]))
         trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
+        _save_results(trainer, "eval", eval_metrics)
         all_metrics.update(eval_metrics)
         if trainer.is_world_process_zero():
             write_eval_report(training_args.output_dir, raw["validation"], np.asarray(output.predictions), task,
@@ -552,17 +646,51 @@ def main(argv: list[str] | None = None, default_task: str | None = None) -> dict
             _write_predictions(os.path.join(training_args.output_dir, TEST_PREDICTIONS_FILE), raw["test"], logits,
                                task)
 
-    trainer.card_section = (model_card_section(task, training_args, data_summary, eval_metrics)
-                            + temperature.card_section(eval_metrics))
-    card = {"finetuned_from": model_args.model_name_or_path, "tasks": "text-classification",
-            "tags": ["mixup", f"mixup-{training_args.mixup_method}", task.name]}
-    if local:
-        card["dataset"] = f"{task.name} ({', '.join(map(str, local.values()))})"
-    else:
-        card.update(dataset_tags=data_args.dataset_name or task.hub_path, dataset_args=task.hub_config,
-                    dataset=f"{data_args.dataset_name or task.hub_path} {task.hub_config or ''}".strip())
+    diagram = DIAGRAM_FILE if Path(training_args.output_dir, DIAGRAM_FILE).is_file() else None
+    no_batch_mixed = training_args.do_train and training_args.mixup_enabled and not _any_batch_mixed(trainer.state)
+    if no_batch_mixed:
+        logger.warning("No logged training step mixed a batch: this model was trained as ERM (--mixup_method none).")
+    trainer.card_info = dict(task=task, model_name_or_path=model_args.model_name_or_path, data_summary=data_summary,
+                             eval_metrics=eval_metrics, local=local, dataset_name=data_args.dataset_name,
+                             diagram=diagram, no_batch_mixed=no_batch_mixed,
+                             extra_section=temperature.card_section(eval_metrics))
     if training_args.push_to_hub:
-        trainer.push_to_hub(**card)
+        trainer.push_to_hub()
     else:
-        trainer.create_model_card(**card)
+        trainer.create_model_card()
+    _finish_run(trainer, data_args, all_metrics)
     return all_metrics
+
+
+def _save_results(trainer, split: str, metrics: dict) -> None:
+    """``<split>_results.json``, written atomically (Trainer.save_metrics is not atomic and rewrites
+    all_results.json, which must only appear once the run is finished)."""
+    from .run_safety import write_json_atomic
+
+    if trainer.is_world_process_zero():
+        write_json_atomic(os.path.join(trainer.args.output_dir, f"{split}_results.json"), metrics)
+
+
+def _any_batch_mixed(state) -> bool:
+    """False when training steps were logged but none of them mixed a batch (MixUpTrainer adds
+    ``mixup_lambda`` to a training log whenever a batch since the previous log was mixed)."""
+    logs = [log for log in state.log_history if "loss" in log]
+    return not logs or any("mixup_lambda" in log for log in logs)
+
+
+def _finish_run(trainer, data_args, all_metrics: dict) -> None:
+    """Delete the checkpoints of a finished training run (unless kept), then write all_results.json,
+    last and atomically: its presence is what marks the run in output_dir as finished."""
+    from .run_safety import ALL_RESULTS_FILE, remove_checkpoints, write_json_atomic
+
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    if trainer.args.do_train and not data_args.keep_checkpoints:
+        remove_checkpoints(trainer.args.output_dir)
+    write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)
+
+
+if __name__ == "__main__":
+    sys.exit("mixup_trainer.scripts_common is the run scripts' shared code, not a script: run "
+             "`run_glue_mixup --help` or `python -m mixup_trainer.run_glue_mixup --help` (BoolQ: run_boolq_mixup).")

@@ -17,6 +17,7 @@ a quote-aware reader silently merges rows. Release column names (``#1 String``, 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -178,9 +179,9 @@ def _read_tsv(path: Path, task: Task) -> tuple[list[str], list[tuple[int, list[s
     is repaired by taking the last field as the last column, which in every GLUE TSV is the label;
     any other row of the wrong width is an error rather than a silently shifted example.
     """
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = [(n, fields) for n, fields in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1)
-                if fields]
+    lines = io.StringIO(_read_text(path), newline="")
+    rows = [(n, fields) for n, fields in enumerate(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), 1)
+            if fields]
     if not rows:
         raise DataFormatError(f"{path}: the file is empty")
     first = rows[0][1]
@@ -211,17 +212,35 @@ def _read_tsv(path: Path, task: Task) -> tuple[list[str], list[tuple[int, list[s
     return header, fixed
 
 
+def _read_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a byte-order mark is dropped); an undecodable byte is an error
+    naming the file, line and byte rather than a bare UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataFormatError(
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 ({err.reason}); re-save the file as "
+            "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
 def _read_records(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     """CSV (quoted as CSV files are), JSON lines, or a JSON array of objects."""
     suffix = path.suffix.lower()
-    with open(path, encoding="utf-8", newline="") as f:
-        if suffix == ".csv":
-            reader = csv.DictReader(f)
-            records = [(n, row) for n, row in enumerate(reader, 2)]
-            return list(reader.fieldnames or []), records
-        text = f.read()
+    text = _read_text(path)
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        records = [(n, row) for n, row in enumerate(reader, 2)]
+        return list(reader.fieldnames or []), records
     if text.lstrip().startswith("["):
-        records = list(enumerate(json.loads(text), 1))
+        try:
+            records = list(enumerate(json.loads(text), 1))
+        except json.JSONDecodeError as err:
+            raise DataFormatError(
+                f"{path}, line {err.lineno} column {err.colno}: not a valid JSON array ({err.msg})"
+            ) from None
     else:
         records = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -249,9 +268,12 @@ def label_to_id(value, task: Task, where: str) -> int | float:
     """Class id (or float score) of a label as files write it: a name, an index, or a bool."""
     if task.is_regression:
         try:
-            return float(value)
+            score = float(value)
         except (TypeError, ValueError):
             raise DataFormatError(f"{where}: label {value!r} is not a number (task {task.name} is regression)") from None
+        if isinstance(value, bool) or not np.isfinite(score):
+            raise DataFormatError(f"{where}: label {value!r} is not a finite number (task {task.name} is regression)")
+        return score
     names = task.label_names
     if isinstance(value, bool) and len(names) == 2:
         return int(value)
@@ -293,6 +315,9 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
     else:
         header, records = _read_records(path)
 
+    if not records:
+        raise DataFormatError(f"{path}: no examples in the {split} file (it has "
+                              f"{'only a header' if header else 'no rows'})")
     wanted = list(task.text_columns) + ["label", "idx"]
     found = {column: _find(header, task.accepted_names(column)) for column in wanted}
     missing = [c for c in task.text_columns if found[c] is None]
@@ -309,10 +334,7 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
     for row_number, (n, record) in enumerate(records):
         where = f"{path}, line {n}"
         for column in task.text_columns:
-            text = record.get(found[column])
-            if text is None:
-                raise DataFormatError(f"{where}: no value for column {found[column]!r}")
-            data[column].append(str(text))
+            data[column].append(_text_cell(record.get(found[column]), found[column], where))
         raw_label = record.get(found["label"]) if found["label"] else None
         if raw_label is None or raw_label == "":
             if split != "test":
@@ -324,6 +346,20 @@ def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
         data["idx"].append(_as_int(raw_idx, row_number))
     features = _features(task)
     return datasets.Dataset.from_dict(data, features=features)
+
+
+def _text_cell(value, column: str, where: str) -> str:
+    """A text cell as it must be: a non-empty string. JSON numbers, booleans, NaN, lists and objects
+    are refused rather than turned into text such as "nan" or "['a']"."""
+    if value is None:
+        raise DataFormatError(f"{where}: no value for column {column!r}")
+    if not isinstance(value, str):
+        raise DataFormatError(
+            f"{where}: column {column!r} holds {type(value).__name__} {value!r}, not text; write it as a string"
+        )
+    if not value.strip():
+        raise DataFormatError(f"{where}: column {column!r} is empty; fill it in or drop the row")
+    return value
 
 
 def _as_int(value, default: int) -> int:
@@ -389,7 +425,9 @@ def load_hub_split(task: Task, split: str, dataset_name: str | None = None, data
     if hub_split is None:
         raise ValueError(f"Task {task.name} has no {split} split on the Hub ({path}); pass a --{split}_file")
     if hub_is_offline():
-        raise RuntimeError(
+        from huggingface_hub.errors import OfflineModeIsEnabled
+
+        raise OfflineModeIsEnabled(
             f"Task {task.name}: the {split} data would come from the Hugging Face Hub ({path}"
             f"{'/' + config if config else ''}), but Hub access is off (HF_HUB_OFFLINE). Pass local "
             f"data instead: --data_dir <folder with the release files> or --train_file/--validation_file."

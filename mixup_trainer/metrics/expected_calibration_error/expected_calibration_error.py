@@ -78,15 +78,26 @@ class ExpectedCalibrationError(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             # Two input forms: a row of C floats per example, or one float per example (binary P(class 1)).
-            # evaluate picks the first form that encodes the first example.
+            # evaluate picks the first form that encodes the first example. References are read as floats:
+            # an int64 feature would truncate 0.9999 to 0 before calibration.py could refuse it.
             features=[
-                datasets.Features(
-                    {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}
-                ),
-                datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+                datasets.Features({
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "references": datasets.Value("float64"),
+                }),
+                datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
             ],
             reference_urls=["https://arxiv.org/abs/1706.04599"],
         )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of predictions and references; an empty batch is refused here because evaluate
+        infers the input form from the first example and fails with an IndexError on none.
+        """
+        for name, column in (("predictions", predictions), ("references", references)):
+            if column is not None and len(column) == 0:
+                raise ValueError(f"{name} is empty: the calibration error needs at least one example.")
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, **kwargs):
         unknown = set(kwargs) - set(self._defaults)

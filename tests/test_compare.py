@@ -1,0 +1,219 @@
+"""Comparison mode (``--compare``): a tiny random BERT, baseline and Manifold MixUp x 2 seeds x 2 epochs
+through run_glue_mixup.py; the report's numbers are checked against each run's own files."""
+
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+
+import pytest
+from test_run_scripts import DATA, ENV, REPO  # tiny_bert: a fixture of conftest.py
+
+from mixup_trainer.compare import mean_se
+
+METHODS, SEEDS = ("none", "manifold"), (1, 2)
+
+
+def compare_argv(out, model):
+    return ["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", model,
+            "--compare", "manifold", "--compare_seeds", "1,2", "--max_train_samples", "32", "--max_eval_samples", "40",
+            "--num_train_epochs", "2", "--learning_rate", "1e-3", "--max_seq_length", "64", "--output_dir", str(out)]
+
+
+def run_compare(out, model):
+    command = [sys.executable, "run_glue_mixup.py", *compare_argv(out, model)]
+    proc = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def comparison(tiny_bert, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    return out, run_compare(out, tiny_bert)
+
+
+def own_files(out, method, seed):
+    """(all_results.json, last evaluation in trainer_state.json) of one run, read directly."""
+    run = out / f"{method}-seed{seed}"
+    evals = [h for h in json.loads((run / "trainer_state.json").read_text())["log_history"] if "eval_loss" in h]
+    return json.loads((run / "all_results.json").read_text()), evals[-1]
+
+
+def expected_stat(values):
+    se = statistics.stdev(values) / math.sqrt(len(values))
+    return {"mean": pytest.approx(statistics.fmean(values), abs=1e-12), "se": pytest.approx(se, abs=1e-12),
+            "n": len(values)}
+
+
+def test_mean_se_arithmetic():
+    mean, se = mean_se([1.0, 2.0, 3.0, 4.0])  # s.d. = sqrt(5/3); s.e. = s.d. / 2
+    assert mean == 2.5 and se == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert mean_se([0.25]) == (0.25, None)
+
+
+@pytest.mark.slow
+def test_report_numbers_are_the_runs_numbers(comparison):
+    out, stdout = comparison
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["methods"] == list(METHODS) and report["seeds"] == list(SEEDS)
+    keys = ["eval_accuracy", "eval_loss", "eval_ece", "eval_overconfidence", "eval_nll"]
+    assert list(report["columns"]["best"]) == keys and list(report["columns"]["last"]) == keys
+    runs = {(m, s): own_files(out, m, s) for m in METHODS for s in SEEDS}
+    for where, index in (("best", 0), ("last", 1)):
+        for key in keys:
+            for method in METHODS:
+                values = [runs[method, s][index][key] for s in SEEDS]
+                assert report["summary"][where]["mean"][method][key] == expected_stat(values), (where, key, method)
+            diffs = [runs["manifold", s][index][key] - runs["none", s][index][key] for s in SEEDS]
+            assert report["summary"][where]["paired"]["manifold"][key] == expected_stat(diffs), (where, key)
+    assert "none" not in report["summary"]["best"]["paired"]
+    for (method, seed), (best, last) in runs.items():
+        assert last["epoch"] == 2 and best["best_epoch"] in (1, 2)
+        # the signed gap is what it says: mean top-label confidence − accuracy, from the run's predictions
+        predictions = (out / f"{method}-seed{seed}" / "eval_predictions.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in predictions]
+        assert best["eval_overconfidence"] == pytest.approx(
+            statistics.fmean(max(r["probs"]) for r in rows) - best["eval_accuracy"], abs=1e-9)
+        # for each seed every method trained on the same sample (the sample seed is the run's seed)
+        assert f"| training examples | 32 of 67349 (random sample, seed {seed}) |" in \
+            (out / f"{method}-seed{seed}" / "README.md").read_text()
+    # the markdown shows the same numbers
+    text = (out / "comparison.md").read_text()
+    stat = report["summary"]["best"]["mean"]["none"]["eval_loss"]
+    assert "| none | 2 | " in text and f"{stat['mean']:.4f} ± {stat['se']:.4f}" in text
+    stat = report["summary"]["last"]["paired"]["manifold"]["eval_ece"]
+    assert "| manifold − none | 2 | " in text and f"{stat['mean']:+.4f} ± {stat['se']:.4f}" in text
+    for name in ("test_loss.png", "reliability.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
+        assert f"]({name})" in text
+
+
+@pytest.mark.slow
+def test_progress_lines_not_a_log_wall(comparison):
+    _, stdout = comparison
+    for i, (seed, method) in enumerate(((s, m) for s in SEEDS for m in METHODS), 1):
+        for epoch in (1, 2):
+            assert f"[compare] run {i}/4 {method} seed {seed}: epoch {epoch}/2  loss " in stdout
+    assert "***** train metrics *****" not in stdout and "{'loss'" not in stdout
+    assert stdout.index("[compare] 4 run(s) in") < stdout.index("# MixUp comparison: sst2, none vs manifold")
+
+
+@pytest.mark.slow
+def test_second_invocation_redoes_only_the_missing_run(comparison, tiny_bert):
+    out, _ = comparison
+    before = {(m, s): (out / f"{m}-seed{s}" / "all_results.json").stat().st_mtime_ns for m in METHODS for s in SEEDS}
+    old = own_files(out, "manifold", 2)[0]
+    shutil.rmtree(out / "manifold-seed2")  # as if killed before that run began
+    stdout = run_compare(out, tiny_bert)
+    assert stdout.count("finished before (all_results.json), not redone") == 3
+    assert "run 4/4 manifold seed 2: epoch 2/2" in stdout and "run 1/4 none seed 1: epoch" not in stdout
+    for key, mtime in before.items():
+        if key != ("manifold", 2):
+            assert (out / f"{key[0]}-seed{key[1]}" / "all_results.json").stat().st_mtime_ns == mtime, key
+    new = own_files(out, "manifold", 2)[0]  # the same seed gives the same run
+    for key in ("eval_accuracy", "eval_loss", "eval_ece"):
+        assert new[key] == pytest.approx(old[key], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tmp_path, monkeypatch, capsys):
+    """Killed just after run 2's first checkpoint, the comparison resumes that run from it (run 1 is not
+    redone) and ends with the numbers of the uninterrupted comparison."""
+    from mixup_trainer import compare as compare_module
+    from mixup_trainer.scripts_common import main
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_epoch_1(args, state, control, **kwargs):
+        if state.epoch == 1:
+            raise Killed
+
+    progress_callback = compare_module._progress_callback
+
+    def dying(label, clock):
+        callback = progress_callback(label, clock)
+        if label.startswith("run 2/4 "):
+            callback.on_save = kill_at_epoch_1
+        return callback
+
+    monkeypatch.setattr(compare_module, "_progress_callback", dying)
+    with pytest.raises(Killed):
+        main(compare_argv(tmp_path, tiny_bert))
+    left = tmp_path / "manifold-seed1"
+    assert not (left / "all_results.json").exists() and [p.name for p in left.glob("checkpoint-*")] == ["checkpoint-4"]
+    finished = (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns
+    monkeypatch.undo()
+    capsys.readouterr()
+    main(compare_argv(tmp_path, tiny_bert))
+    stdout = capsys.readouterr().out  # run 2 goes on from its epoch-1 checkpoint
+    assert "run 2/4 manifold seed 1: epoch 2/2" in stdout and "run 2/4 manifold seed 1: epoch 1/2" not in stdout
+    assert (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns == finished
+    state = json.loads((left / "trainer_state.json").read_text())
+    assert [h["epoch"] for h in state["log_history"] if "eval_loss" in h] == [1, 2]
+    reference, _ = comparison
+    for method in METHODS:
+        for seed in SEEDS:
+            resumed, uninterrupted = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
+            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
+                assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-6), (method, seed, key)
+
+
+@pytest.mark.slow
+def test_rerun_with_other_settings_is_refused_in_one_line(comparison, tiny_bert, capsys):
+    """Each run folder keeps its run_settings.json: the same comparison with another learning rate into the
+    finished folder stops (one line, through the console-script entry point) instead of reusing the old runs."""
+    from mixup_trainer.cli import run
+
+    out, _ = comparison
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*-seed*/all_results.json")}
+    argv = compare_argv(out, tiny_bert)
+    argv[argv.index("--learning_rate") + 1] = "2e-3"
+    capsys.readouterr()
+    assert run(argv=argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "error: output_dir" in line and "none-seed1 holds a run with other settings" in line
+    assert "learning_rate: 0.001 -> 0.002" in line and "--overwrite_output_dir" in line
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*-seed*/all_results.json")} == before
+
+
+def test_comparison_errors_are_one_line(tmp_path, capsys):
+    from mixup_trainer.cli import run
+
+    argv = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path), "--compare", "mixup"]
+    assert run(argv=argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "error: --compare mixup: unknown method(s) ['mixup']" in line
+
+
+def test_comparison_arguments(tmp_path):
+    from mixup_trainer.compare import plan, run_argv
+
+    base = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
+    methods, seeds, _, argv = plan([*base, "--compare", "cls,manifold,none", "--compare_seeds=3,4"], None)
+    assert methods == ["none", "cls", "manifold"] and seeds == [3, 4] and argv == base
+    methods, seeds, _, _ = plan([*base, "--seed", "7", "--compare", "input"], None)
+    assert methods == ["none", "input"] and seeds == [7]
+    run = run_argv(argv, "cls", 3, tmp_path / "cls-seed3")
+    assert run[-6:] == ["--mixup_method", "cls", "--seed", "3", "--output_dir", str(tmp_path / "cls-seed3")]
+    for bad, match in ((["--compare", "mixup"], "unknown method"), (["--compare", ","], "comma-separated"),
+                       (["--compare", "none"], "name a MixUp method"),
+                       (["--compare", "cls", "--mixup_method", "cls"], "--mixup_method"),
+                       (["--compare", "cls", "--seed", "1", "--compare_seeds", "1,2"], "--compare_seeds"),
+                       (["--compare", "cls", "--compare_s", "1,2"], "in full"),
+                       (["--compare", "cls", "--eval_strategy", "no"], "evaluates during training")):
+        with pytest.raises(ValueError, match=match):
+            plan([*base, *bad], None)
+    # a JSON config: each run gets its own config file beside its folder
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"task": "sst2", "model_name_or_path": "m", "output_dir": str(tmp_path),
+                                  "compare": "manifold", "learning_rate": 1e-4}))
+    methods, seeds, _, given = plan([str(config)], None)
+    (path,) = run_argv(given, "manifold", 42, tmp_path / "manifold-seed42")
+    assert json.loads(open(path).read()) == {"task": "sst2", "model_name_or_path": "m", "learning_rate": 1e-4,
+                                             "log_level": "error", "mixup_method": "manifold", "seed": 42,
+                                             "output_dir": str(tmp_path / "manifold-seed42")}

@@ -1,0 +1,54 @@
+"""The README holds word for word: its Python examples print what it says they print, and every
+project file it names exists."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def section(heading: str) -> str:
+    start = README.index(f"\n{heading}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def run_python(code: str, cwd) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_python_api_example_prints_the_readme_numbers(tmp_path):
+    text = section("## Python API")
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    printed = re.search(r"ends by printing, on every run .*?`(\{.*?\})`", text, re.S).group(1)
+    assert run_python(code, tmp_path)[-1] == printed
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
+
+
+def test_calibration_example_prints_the_readme_output(tmp_path):
+    text = section("### Use the metric from any project")
+    code, output = re.search(r"A runnable example.*?```python\n(.*?)```\s*```text\n(.*?)```", text, re.S).groups()
+    assert run_python(code, tmp_path) == output.strip().splitlines()
+
+
+def test_named_project_files_exist():
+    """Every `name.py` / `name.md` / `name.sh` in the README is a file of this repository (transformers'
+    run_glue.py excepted), so no instruction points at a file a clone does not have."""
+    named = {n for n in re.findall(r"`(?:python )?([\w./-]+\.(?:py|md|sh))\b", README) if not n.endswith("run_glue.py")}
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split()
+    files = set(listed) | {path.rsplit("/", 1)[-1] for path in listed}
+    missing = sorted(n for n in named if n not in files and n.removeprefix("./") not in files)
+    assert not missing, missing
+    assert "DESIGN.md" not in README and "example.py" not in README
