@@ -14,7 +14,7 @@ from mixup_trainer.calibration import TEMPERATURE_BOUNDS, calibration_report, fi
 from mixup_trainer.temperature import final_projection, fold_temperature, split_evaluation
 
 from conftest import read_sst2
-from test_run_scripts import DATA, run_script, tiny_bert  # noqa: F401 (tiny_bert: a fixture)
+from test_run_scripts import DATA, run_script
 
 
 def _scipy_temperature(logits, labels):
