@@ -188,6 +188,10 @@ def test_token_classification_is_refused_for_mixing_and_keeps_its_own_loss_witho
     args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", **COMMON)
     with pytest.raises(ValueError, match="BertForTokenClassification is not a sequence classifier"):
         MixUpTrainer(model=model, args=args, processing_class=tokenizer)
+    from transformers import BertForMultipleChoice
+
+    with pytest.raises(ValueError, match="BertForMultipleChoice is not a sequence classifier"):
+        MixUpTrainer(model=BertForMultipleChoice(model.config), args=args, processing_class=tokenizer)
     # ERM keeps the model's own per-token loss (with -100 ignored), not a sequence loss on [B, T, C]
     trainer = MixUpTrainer(model=model, args=MixUpTrainingArguments(output_dir=str(tmp_path), **COMMON),
                            processing_class=tokenizer)
