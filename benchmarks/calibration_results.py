@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from reproduce import DATA, METHODS, mean_se, model_path  # noqa: E402
+from reproduce import DATA, METHODS, fmt, model_path  # noqa: E402
 
 # Small budgets that a 2-core CPU finishes in minutes per run: SST-2 as `make demo` (64 examples, lr 1e-4,
 # batch 8) with 400 dev examples; CoLA with RESULTS.md's sample (256) and learning rate (2e-4), 600 dev examples.
@@ -79,8 +79,7 @@ def table(args) -> None:
             for prefix, name in (("eval_", method), ("eval_ts_", f"{method} + TS" if method != "none" else "TS alone")):
                 cells = []
                 for key, _ in COLUMNS:
-                    mean, se = mean_se([100 * r[prefix + key] for r in runs])
-                    cells.append(f"{mean:.1f} ± {se:.1f}")
+                    cells.append(fmt([r[prefix + key] for r in runs]))
                 temp = t_text if prefix == "eval_ts_" else "–"
                 print(f"| {name} | {len(runs)} | {temp} | " + " | ".join(cells) + " |")
 

@@ -170,16 +170,12 @@ def load_runs(root: Path) -> list[dict]:
     return runs
 
 
-def mean_se(values: list[float]) -> tuple[float, float]:
-    import numpy as np
-
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-
-
 def fmt(values: list[float]) -> str:
+    """x100, mean ± s.e. over seeds (the comparison mode's mean_se; the mean alone for one seed)."""
+    from mixup_trainer.compare import mean_se
+
     m, se = mean_se([100 * x for x in values])
-    return f"{m:.1f} ± {se:.1f}" if se == se else f"{m:.1f}"
+    return f"{m:.1f} ± {se:.1f}" if se is not None else f"{m:.1f}"
 
 
 def table(runs: list[dict], task: str, key: str) -> str:

@@ -13,7 +13,8 @@ class MixUpDataCollator(DataCollatorWithPadding):
 
     Pair padding extends each row to the longer sentence of its pair, which needs row lengths
     readable from ``attention_mask`` (checked here) and right padding (checked by ``MixUpTrainer``
-    for the methods that re-pad; ``none`` and ``cls`` work with left padding too). The mixing plan itself is drawn by ``MixUpTrainer`` per optimizer step rather than here:
+    for the methods that re-pad; ``none`` and ``cls`` work with left padding too). The mixing plan
+    itself is drawn by ``MixUpTrainer`` per optimizer step rather than here:
     a collator cannot tell which step a batch belongs to (dataloader workers, prefetching, and the
     batches skipped when resuming from a checkpoint), and the plan must be a function of the step
     for a resumed run to mix exactly like an uninterrupted one.

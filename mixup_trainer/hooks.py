@@ -25,7 +25,7 @@ Python constant that the compiler would specialise on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -109,9 +109,9 @@ class MixUpLevels:
     """The modules behind levels 0..n+1 of one model.
 
     ``blocks`` are the encoder blocks in call order; when ``shared`` they are fewer than n and
-    called n / len(blocks) times each (ALBERT). ``input_module`` / ``input_is_output`` say where
-    level 0 is read (the first block's input, or an override's module output); ``overrides`` maps
-    a level to a module whose output replaces the generic one.
+    called n / len(blocks) times each (ALBERT). ``head`` is the final projection (or its PEFT
+    wrapper), whose input is level n+1. ``overrides`` maps a level to a module whose output is that
+    level instead of the generic place (``LEVEL_OVERRIDES``).
     """
 
     num_blocks: int
@@ -133,8 +133,7 @@ def _deberta_v2_conv(model: nn.Module, levels: MixUpLevels) -> MixUpLevels:
     conv = getattr(base.encoder, "conv", None)
     if conv is None:
         return levels
-    return MixUpLevels(levels.num_blocks, levels.blocks, levels.head, levels.shared,
-                       overrides=((0, base.embeddings), (1, conv)))
+    return replace(levels, overrides=((0, base.embeddings), (1, conv)))
 
 
 LEVEL_OVERRIDES = {"deberta-v2": _deberta_v2_conv}

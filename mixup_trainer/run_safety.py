@@ -281,15 +281,6 @@ class _LossStateCallback(TrainerCallback):
 
 
 # --------------------------------------------------------------------------------- early argument checks
-def encoder_depth(config) -> int | None:
-    """Number of encoder blocks n of a transformers config (BERT-like, DistilBERT-like or T5-like names)."""
-    for name in ("num_hidden_layers", "n_layers", "num_layers"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def check_run_arguments(model_args, data_args, training_args) -> None:
     """Refuse, before any data or model is loaded, what would otherwise fail late or train wrongly."""
     from .arguments import parse_layers
@@ -307,7 +298,12 @@ def check_run_arguments(model_args, data_args, training_args) -> None:
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
             revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code)
-        n = encoder_depth(config)
+        from .hooks import num_encoder_blocks
+
+        try:
+            n = num_encoder_blocks(config)
+        except ValueError:  # no depth in the config: MixUpTrainer checks the levels on the model itself
+            n = None
         bad = [k for k in layers if n is not None and k > n + 1]
         if bad:
             raise ValueError(
