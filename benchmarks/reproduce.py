@@ -7,6 +7,15 @@ aggregated into the paper's tables (mean ± standard error over seeds) and plots
     python benchmarks/reproduce.py ablation --seeds 0,1,2                      # padding ablation (Table 5)
     python benchmarks/reproduce.py report                                     # tables + plots -> RESULTS
 
+Section 4 of RESULTS.md (full CoLA, accuracy against N, which MixUp choices matter) has one command
+per table; each runs (or resumes) its own grid and then writes its own report, and any subset can
+share one pool of workers:
+
+    python benchmarks/reproduce.py cola    --seeds 0,1,2 --jobs 2   # Table 4 on all 8,551 CoLA sentences
+    python benchmarks/reproduce.py ncurve  --seeds 0,1,2 --jobs 2   # SST-2, N = 64 / 256 / 1,024
+    python benchmarks/reproduce.py choices --seeds 0,1,2 --jobs 2   # ablation on SST-2-256
+    python benchmarks/reproduce.py cola,ncurve,choices --jobs 2      # all three, one queue
+
 Every run goes through ``mixup_trainer.scripts_common.main`` — the code path of run_glue_mixup.py /
 run_boolq_mixup.py — with the paper's settings (``--paper_defaults``: batch 16, epochs, α, lengths)
 and the model's learning rate chosen by the baseline's dev metric over the ``lr`` grid (the paper's
@@ -296,18 +305,277 @@ def report(args) -> None:
     print(text)
 
 
+# ------------------------------------------------------------ section 4: full CoLA, N-curve, choices
+# Runs live at runs_dir/<setting>/lr<lr>/<variant>/seed<seed>, a path that names every setting that
+# differs between them, so tables that need the same run share it (the N = 256 curve points are the
+# baselines of the ablation; the chosen learning rate's grid run is seed 0 of the CoLA baseline).
+SST2_LR = 1e-4  # chosen by the SST-2 baseline grid of section 2 (55.2 / 69.0 / 69.0 for 5e-5 / 1e-4 / 2e-4)
+NCURVE_SIZES = (64, 256, 1024)
+NCURVE_METHODS = ("none", "cls", "manifold")
+NCURVE_EVAL_SIZE = 400
+CHOICES_SIZE = 256
+# Variant -> (method, extra flags). The default manifold run: matching partners, pair padding with
+# [SEP], S = 0..n+1, mixing from the first step, α = 1 (the paper's SST-2 value).
+CHOICES = {
+    "none": ("none", []),
+    "manifold": ("manifold", []),
+    "padding none": ("manifold", ["--mixup_padding", "none"]),
+    "permutation": ("manifold", ["--mixup_partners", "permutation", "--mixup_padding", "none"]),
+    "S = 1..n": ("manifold", ["--mixup_layers", "1,2,3,4,5,6"]),
+    "start 0.5": ("manifold", ["--mixup_start", "0.5"]),
+    "alpha 0.2": ("manifold", ["--mixup_alpha", "0.2"]),
+}
+# S = {n+1} draws the same plans as CLS MixUp (one eligible level, the head's input), so it *is* the
+# cls run; tests/test_trainer.py checks that the two train identically. The table shows that run.
+CHOICES_SAME_AS = {"S = {n+1}": "cls"}
+
+
+def setting_spec(runs_dir: Path, table: str, task: str, train_size: int | None, eval_size: int | None,
+                 method: str, seed: int, lr: float, variant: str = "", extra=()) -> dict:
+    """One run of the section-4 grids (the same command line as spec(), resumable: no overwrite)."""
+    setting = f"{task}-n{train_size}" if train_size else f"{task}-full"
+    name = variant or method
+    out = runs_dir / setting / f"lr{lr:g}" / name.replace(" ", "").replace("=", "") / f"seed{seed}"
+    argv = [*TASKS[task]["args"], "--model_name_or_path", model_path(), "--paper_defaults",
+            "--mixup_method", method, "--learning_rate", str(lr), "--seed", str(seed),
+            "--output_dir", str(out), "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true",
+            "--per_device_eval_batch_size", "32", *extra]
+    if train_size:
+        argv += ["--max_train_samples", str(train_size)]
+    if eval_size:
+        argv += ["--max_eval_samples", str(eval_size)]
+    return dict(grid=table, task=task, setting=setting, method=method, variant=name, seed=seed, lr=lr,
+                train_size=train_size, out=str(out), argv=argv)
+
+
+def finished(s: dict) -> bool:
+    return (Path(s["out"]) / "all_results.json").exists()
+
+
+def choose_lr(runs: list[dict], metric: str) -> float:
+    """The learning rate with the best mean dev metric; a tie goes to the smaller rate."""
+    scores = {}
+    for r in sorted(runs, key=lambda r: r["lr"]):
+        scores.setdefault(r["lr"], []).append(r["metrics"][metric])
+    return max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
+
+
+def table_specs(table: str, runs_dir: Path, seeds: list[int]) -> list[dict]:
+    """The runs of one table in priority order; runs that wait on others (the CoLA methods wait on
+    the learning-rate grid) are left out until those are finished."""
+    if table == "cola":
+        grid = [setting_spec(runs_dir, "cola", "cola", None, None, "none", 0, lr) for lr in LR_GRID]
+        if not all(map(finished, grid)):
+            return grid
+        lr = choose_lr([load_run(s) for s in grid], metric_of("cola"))
+        return grid + [setting_spec(runs_dir, "cola", "cola", None, None, m, s, lr) for s in seeds for m in METHODS]
+    if table == "ncurve":  # largest N first: the long runs start early, the short ones fill the end
+        return [setting_spec(runs_dir, "ncurve", "sst2", n, NCURVE_EVAL_SIZE, m, s, SST2_LR)
+                for n in sorted(NCURVE_SIZES, reverse=True) for s in seeds for m in NCURVE_METHODS]
+    if table == "choices":
+        return [setting_spec(runs_dir, "choices", "sst2", CHOICES_SIZE, NCURVE_EVAL_SIZE, m, s, SST2_LR,
+                             variant="" if v == m else v, extra=extra)
+                for s in seeds for v, (m, extra) in CHOICES.items()]
+    raise ValueError(table)
+
+
+def load_run(s: dict) -> dict:
+    out = Path(s["out"])
+    state = out / "trainer_state.json"
+    history = json.loads(state.read_text())["log_history"] if state.exists() else []
+    return {**s, "metrics": json.loads((out / "all_results.json").read_text()), "log_history": history}
+
+
+def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int) -> None:
+    """Keep `jobs` single-threaded runs going, taking the first ready run of the tables' queues."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    logs = runs_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    running, failed = {}, set()
+    while True:
+        queue = [s for t in tables for s in table_specs(t, runs_dir, seeds)]
+        ready = [s for s in queue if not finished(s) and s["out"] not in running and s["out"] not in failed]
+        ready = list({s["out"]: s for s in ready}.values())  # shared runs once
+        while ready and len(running) < jobs:
+            s = ready.pop(0)
+            log = open(logs / (s["out"].replace(str(runs_dir) + os.sep, "").replace(os.sep, "_") + ".log"), "w")
+            running[s["out"]] = (s, subprocess.Popen(
+                [sys.executable, __file__, "_one", json.dumps(s)], env=env, stdout=log, stderr=subprocess.STDOUT))
+        if not running:
+            break
+        time.sleep(5)
+        for out, (s, proc) in list(running.items()):
+            if proc.poll() is not None:
+                del running[out]
+                if proc.returncode:
+                    failed.add(out)
+                    print(f"[reproduce] FAILED ({proc.returncode}) {out}: see {logs}", flush=True)
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed; the tables show what finished")
+
+
+def paired_difference(runs: list[dict], variant: str, baseline: str, key: str, scale: float = 100.0):
+    """Mean ± s.e. over seeds of (variant − baseline) on the same seed, hence the same training
+    sample and initialisation; None where no seed has both. Returns (mean, se, n)."""
+    from mixup_trainer.compare import mean_se
+
+    by = {(r["variant"], r["seed"]): value_of(r, key) for r in runs}
+    seeds = sorted(s for v, s in by if v == variant and (baseline, s) in by)
+    if not seeds:
+        return None
+    mean, se = mean_se([scale * (by[variant, s] - by[baseline, s]) for s in seeds])
+    return mean, se, len(seeds)
+
+
+def value_of(run: dict, key: str) -> float:
+    """A metric at the best epoch (all_results.json), or at the last epoch with a 'last_' prefix."""
+    if key.startswith("last_"):
+        return [h for h in run["log_history"] if key[5:] in h][-1][key[5:]]
+    return run["metrics"][key]
+
+
+def cell(stat) -> str:
+    if stat is None:
+        return "–"
+    mean, se, n = stat
+    return f"{mean:+.1f}" if se is None else f"{mean:+.1f} ± {se:.1f}"
+
+
+def section_table(runs: list[dict], task: str, baselines: tuple[str, ...], order: list[str]) -> str:
+    """Means ± s.e. and paired differences against each baseline, at the best and the last epoch."""
+    metric = metric_of(task)
+    label = "MCC" if metric == "eval_matthews_correlation" else "Acc"
+    keys = [(label, metric), ("loss", "eval_loss"), ("ECE", "eval_ece"), ("last loss", "last_eval_loss")]
+    head = ["variant", "seeds"] + [f"{k} (x100)" for k, _ in keys]
+    for b in baselines:
+        head += [f"Δ{k} vs {b}" for k, _ in keys]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    groups = {}
+    for r in runs:
+        groups.setdefault(r["variant"], []).append(r)
+    for v in [v for v in order if v in groups]:
+        g = groups[v]
+        cells = [v, str(len(g))] + [fmt([value_of(r, k) for r in g]) for _, k in keys]
+        for b in baselines:
+            cells += [cell(paired_difference(runs, v, b, k)) if v != b else "" for _, k in keys]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def section_report(tables: list[str], runs_dir: Path, seeds: list[int], out_dir: Path) -> None:
+    """benchmarks/results/section4/<table>.md (+ plots) from whatever runs of the tables finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for table in tables:
+        specs = [s for s in table_specs(table, runs_dir, seeds) if finished(s)]
+        runs = [load_run(s) for s in specs]
+        wall = sum(json.loads((Path(s["out"]) / "run_spec.json").read_text()).get("seconds", 0) for s in specs)
+        lines = [f"<!-- generated by: python benchmarks/reproduce.py {table} --seeds "
+                 f"{','.join(map(str, seeds))} (report only: --report) -->",
+                 f"{len(runs)} runs, {wall / 60:.0f} min of single-thread run time in all (two ran at once).", ""]
+        if table == "cola":
+            grid = [r for r in runs if r["method"] == "none" and r["seed"] == 0]
+            lines += ["Learning-rate grid (baseline, seed 0, best-epoch MCC x100): " + ", ".join(
+                f"{r['lr']:g}: {100 * r['metrics'][metric_of('cola')]:.1f}" for r in sorted(grid, key=lambda r: r["lr"]))]
+            if len(grid) == len(LR_GRID):
+                lr = choose_lr(grid, metric_of("cola"))
+                lines += [f"; chosen {lr:g}.", "", section_table([r for r in runs if r["lr"] == lr], "cola", ("none",),
+                                                                   list(METHODS))]
+        elif table == "ncurve":
+            for n in NCURVE_SIZES:
+                sub = [r for r in runs if r["train_size"] == n]
+                if sub:
+                    lines += [f"\n**N = {n}**\n", section_table(sub, "sst2", ("none",), list(NCURVE_METHODS))]
+            if runs:
+                lines += ["", f"![accuracy against N]({plot_ncurve(runs, out_dir)})"]
+        elif table == "choices":
+            named = runs + [{**r, "variant": v} for v, src in CHOICES_SAME_AS.items()
+                            for r in load_ncurve_runs(runs_dir, seeds, src)]
+            order = list(CHOICES) + list(CHOICES_SAME_AS)
+            lines += [section_table(named, "sst2", ("none", "manifold"), order)]
+        text = "\n".join(lines) + "\n"
+        (out_dir / f"{table}.md").write_text(text)
+        print(text)
+
+
+def load_ncurve_runs(runs_dir: Path, seeds: list[int], method: str) -> list[dict]:
+    specs = [s for s in table_specs("ncurve", runs_dir, seeds)
+             if s["method"] == method and s["train_size"] == CHOICES_SIZE and finished(s)]
+    return [load_run(s) for s in specs]
+
+
+def plot_ncurve(runs: list[dict], out_dir: Path) -> str:
+    """Accuracy (mean ± s.e.) and the paired difference to the baseline against N, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixup_trainer.compare import mean_se
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    metric = metric_of("sst2")
+    for method in NCURVE_METHODS:
+        points = []
+        for n in NCURVE_SIZES:
+            values = [100 * r["metrics"][metric] for r in runs if r["method"] == method and r["train_size"] == n]
+            if values:
+                m, se = mean_se(values)
+                points.append((n, m, se or 0.0))
+        if points:
+            left.errorbar(*zip(*points), marker="o", capsize=3, label=method)
+        if method != "none":
+            diffs = [(n, *paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric))
+                     for n in NCURVE_SIZES
+                     if paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric)]
+            if diffs:
+                right.errorbar([d[0] for d in diffs], [d[1] for d in diffs], yerr=[d[2] or 0.0 for d in diffs],
+                               marker="o", capsize=3, label=f"{method} − none")
+    for ax, ylabel in ((left, "dev accuracy (x100)"), (right, "paired difference (points)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(NCURVE_SIZES, [str(n) for n in NCURVE_SIZES])
+        ax.set_xlabel("training examples N (SST-2)")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    right.axhline(0, color="grey", lw=0.8)
+    fig.suptitle("MiniLM-L6 on CPU, best epoch, mean ± s.e. over seeds")
+    fig.tight_layout()
+    path = out_dir / "ncurve_sst2.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["_one"]:  # a worker of run_pool: one run, its spec as JSON
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return run_one(json.loads(sys.argv[2]))
+    section4 = ("cola", "ncurve", "choices")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["lr", "main", "ablation", "report"])
+    parser.add_argument("command", help="lr | main | ablation | report, or section-4 tables: cola, ncurve, "
+                        "choices (comma-separated to share one pool of workers)")
     parser.add_argument("--tasks", default="sst2,cola,rte,boolq")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--runs_dir", default=str(REPO / "runs"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="section-4 tables: only write the report")
     parser.add_argument("--shard", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tables = args.command.split(",")
+    if set(tables) <= set(section4):
+        seeds, runs_dir = [int(s) for s in args.seeds.split(",")], Path(args.runs_dir)
+        if not args.report:
+            try:
+                run_pool(tables, runs_dir, seeds, args.jobs)
+            finally:
+                section_report(tables, runs_dir, seeds, Path(args.out) / "section4")
+        else:
+            section_report(tables, runs_dir, seeds, Path(args.out) / "section4")
+        return
+    if args.command not in ("lr", "main", "ablation", "report"):
+        parser.error(f"unknown command {args.command!r}: lr, main, ablation, report, or any of {', '.join(section4)}")
     if args.command == "report":
         return report(args)
     execute(build_specs(args.command, args), args.jobs, args.shard)

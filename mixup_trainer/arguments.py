@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .mixing import MIXUP_METHODS, MIXUP_PAD_TOKENS, MIXUP_PADDINGS
+from .mixing import MIXUP_METHODS, MIXUP_PAD_TOKENS, MIXUP_PADDINGS, MIXUP_PARTNERS
 
 
 def parse_layers(value) -> tuple[int, ...] | None:
@@ -66,6 +66,15 @@ class MixUpTrainingArguments(TrainingArguments):
             "choices": list(MIXUP_PAD_TOKENS),
         },
     )
+    mixup_partners: str = field(
+        default="matching",
+        metadata={
+            "help": "Who mixes with whom: matching = random pairs mixed with each other (exact pair "
+            "padding at every level); permutation = a random permutation, as most MixUp code "
+            "(Manifold then needs --mixup_padding none or max).",
+            "choices": list(MIXUP_PARTNERS),
+        },
+    )
     mixup_start: float = field(
         default=0.0,
         metadata={
@@ -82,6 +91,8 @@ class MixUpTrainingArguments(TrainingArguments):
             raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {self.mixup_padding!r}")
         if self.mixup_pad_token not in MIXUP_PAD_TOKENS:
             raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {self.mixup_pad_token!r}")
+        if self.mixup_partners not in MIXUP_PARTNERS:
+            raise ValueError(f"mixup_partners must be one of {MIXUP_PARTNERS}, got {self.mixup_partners!r}")
         if not 0 <= self.mixup_alpha < math.inf:  # also rejects NaN; inf would make every λ NaN
             raise ValueError(
                 f"mixup_alpha must be >= 0 and finite (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}"
@@ -94,6 +105,8 @@ class MixUpTrainingArguments(TrainingArguments):
                 f"mixup_layers={self.mixup_layers!r} only applies to mixup_method='manifold' "
                 f"(cls mixes at n+1, input at 0); got mixup_method={self.mixup_method!r}."
             )
+        if self.mixup_method == "manifold" and layers is None:
+            self.check_partners_padding(range(1, 2))  # the default S holds encoder blocks
         # Keep the field a plain string so that to_dict()/to_json_string() and the Hub stay happy.
         self.mixup_layers = None if layers is None else ",".join(map(str, layers))
 
@@ -112,6 +125,16 @@ class MixUpTrainingArguments(TrainingArguments):
     def mixup_enabled(self) -> bool:
         return self.mixup_method != "none" and self.mixup_alpha > 0
 
+    def check_partners_padding(self, block_levels) -> None:
+        """Permutation partners have no shared pair length inside the encoder (see mixing.py)."""
+        if self.mixup_partners == "permutation" and self.mixup_padding == "pair" and list(block_levels):
+            raise ValueError(
+                f"mixup_partners='permutation' with mixup_padding='pair' is exact only at levels 0 and n+1, "
+                f"and Manifold MixUp here draws encoder blocks {list(block_levels)}: a partner's hidden states "
+                "would be computed under another row's pair length. Use --mixup_padding none or max, or "
+                "--mixup_partners matching."
+            )
+
     def mixup_levels(self, num_hidden_layers: int) -> tuple[int, ...]:
         """Eligible levels for a model with n encoder blocks, validated against 0..n+1."""
         n = num_hidden_layers
@@ -126,4 +149,5 @@ class MixUpTrainingArguments(TrainingArguments):
                 f"mixup_layers {bad} are outside 0..{n + 1} for a model with {n} encoder layers "
                 f"(0 = input embeddings, 1..{n} = encoder blocks, {n + 1} = pooled [CLS])."
             )
+        self.check_partners_padding([k for k in layers if 1 <= k <= n])
         return layers

@@ -5,9 +5,14 @@ each row i is mixed with a partner p(i) from the same batch at one level k of th
 
     h̃_i = λ · h_i + (1 − λ) · h_p(i)          ỹ_i = λ · y_i + (1 − λ) · y_p(i)
 
-Partners form a random perfect matching (p(p(i)) = i), so both rows of a pair see the same two
-sentences and can share one padded length: a single forward pass is exact. With an odd batch the
-row left over is its own partner and trains on its clean example (h̃ = h, ỹ = y for any λ).
+By default partners form a random perfect matching (p(p(i)) = i), so both rows of a pair see the
+same two sentences and can share one padded length: a single forward pass is exact at every level.
+With an odd batch the row left over is its own partner and trains on its clean example (h̃ = h,
+ỹ = y for any λ). ``partners="permutation"`` draws p as a uniform random permutation instead (the
+``torch.randperm`` of most MixUp code; about one row per batch is then its own partner). Row p(i)
+may then be the partner of a row other than i, so no shared pair length exists below the mixing
+level: pair padding is exact only at the input (level 0) and CLS (n + 1) levels, and Manifold
+MixUp with permutation partners needs ``mixup_padding`` ``none`` or ``max``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 MIXUP_METHODS = ("none", "cls", "input", "manifold")
 MIXUP_PADDINGS = ("pair", "max", "none")
 MIXUP_PAD_TOKENS = ("sep", "pad", "unused0")
+MIXUP_PARTNERS = ("matching", "permutation")
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class MixUpPlan:
     pooled [CLS] vector (CLS MixUp).
     """
 
-    partner: torch.Tensor  # LongTensor [B]; partner[partner[i]] == i
+    partner: torch.Tensor  # LongTensor [B]; a matching (partner[partner[i]] == i) or a permutation
     lam: float
     layer: int
 
@@ -40,9 +46,14 @@ class MixUpPlan:
         return MixUpPlan(self.partner.to(device), self.lam, self.layer)
 
 
-def draw_partners(batch_size: int, rng: np.random.Generator) -> torch.Tensor:
-    """A random perfect matching of the rows; with an odd batch one row is its own partner."""
+def draw_partners(batch_size: int, rng: np.random.Generator, scheme: str = "matching") -> torch.Tensor:
+    """A random perfect matching of the rows (with an odd batch one row is its own partner), or with
+    ``scheme="permutation"`` a uniform random permutation."""
+    if scheme not in MIXUP_PARTNERS:
+        raise ValueError(f"mixup_partners must be one of {MIXUP_PARTNERS}, got {scheme!r}")
     order = rng.permutation(batch_size)
+    if scheme == "permutation":
+        return torch.from_numpy(order).long()
     partner = np.arange(batch_size)
     half = batch_size // 2
     first, second = order[:half], order[half : 2 * half]
@@ -51,11 +62,13 @@ def draw_partners(batch_size: int, rng: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy(partner).long()
 
 
-def draw_plan(batch_size: int, alpha: float, layers: Sequence[int], rng: np.random.Generator) -> MixUpPlan:
-    """λ ~ Beta(α, α), k uniform over the eligible levels, partners a random matching."""
+def draw_plan(
+    batch_size: int, alpha: float, layers: Sequence[int], rng: np.random.Generator, partners: str = "matching"
+) -> MixUpPlan:
+    """λ ~ Beta(α, α), k uniform over the eligible levels, partners a random matching (or permutation)."""
     lam = float(rng.beta(alpha, alpha))
     layer = int(layers[rng.integers(len(layers))])
-    return MixUpPlan(partner=draw_partners(batch_size, rng), lam=lam, layer=layer)
+    return MixUpPlan(partner=draw_partners(batch_size, rng, partners), lam=lam, layer=layer)
 
 
 def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None) -> torch.Tensor:
@@ -84,6 +97,10 @@ def pad_for_mixing(
 
     The extension is real input: the filler tokens run through every layer below the mixing layer.
     ``token_type_ids`` of the filler stay 0, as ordinary padding. Returns a new dict.
+
+    With a permutation (partner[partner[i]] != i) under ``pair``, row j also serves as the partner of
+    the row i with p(i) = j, so its filler is written up to that row's pair length as well while its
+    mask stays its own pair length: exact for Input MixUp, where mixing happens before any attention.
     """
     if mode == "none":
         return batch
@@ -102,11 +119,14 @@ def pad_for_mixing(
         target = torch.full_like(lengths, seq_len)
     else:
         raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {mode!r}")
+    # The rows that take row j as partner (inverse permutation) need its filler up to their length too.
+    inverse = torch.argsort(partner.to(lengths.device))
+    written = torch.maximum(target, target.index_select(0, inverse))
     positions = torch.arange(seq_len, device=mask.device).unsqueeze(0)
-    filler = (positions >= lengths.unsqueeze(1)) & (positions < target.unsqueeze(1))
+    real = positions < lengths.unsqueeze(1)
     out = dict(batch)
-    out["input_ids"] = batch["input_ids"].masked_fill(filler, pad_token_id)
-    out["attention_mask"] = mask.masked_fill(filler, 1)
+    out["input_ids"] = batch["input_ids"].masked_fill(~real & (positions < written.unsqueeze(1)), pad_token_id)
+    out["attention_mask"] = mask.masked_fill(~real & (positions < target.unsqueeze(1)), 1)
     return out
 
 

@@ -154,6 +154,7 @@ def build_model_card(trainer, task, model_name_or_path: str, data_summary: dict,
         f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
         f"| levels mixed | {mixed_levels(trainer)} |",
         f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",
+        f"| mixup_partners | {a.mixup_partners} |",
         f"| mixup_start (fraction of training) | {a.mixup_start} |",
         *(["", "**No logged training step mixed a batch**: despite the settings above, this model was trained "
             "without MixUp."] if no_batch_mixed else []),

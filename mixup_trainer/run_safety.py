@@ -311,3 +311,5 @@ def check_run_arguments(model_args, data_args, training_args) -> None:
                 f"{model_args.model_name_or_path}, which has {n} encoder layers (levels 0..{n + 1}: 0 = input "
                 f"embeddings, 1..{n} = encoder blocks, {n + 1} = the classifier's input)."
             )
+        if n is not None:
+            training_args.check_partners_padding([k for k in layers if 1 <= k <= n])

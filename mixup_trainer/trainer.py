@@ -99,7 +99,7 @@ class MixUpTrainer(Trainer):
         micro = self._plan_key[1] + 1 if self._plan_key[0] == step else 0
         self._plan_key = (step, micro)
         rng = np.random.default_rng([args.seed, args.process_index, step, micro])
-        plan = draw_plan(batch_size, args.mixup_alpha, self.mixup_levels, rng)
+        plan = draw_plan(batch_size, args.mixup_alpha, self.mixup_levels, rng, args.mixup_partners)
         self._mixup_log.append((plan.lam, plan.layer))
         return plan
 

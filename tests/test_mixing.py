@@ -46,6 +46,23 @@ def test_partners_are_a_perfect_matching(batch_size):
     assert fixed == batch_size % 2  # only the odd row out is its own partner
 
 
+def test_permutation_partners_are_uniform_permutations_not_matchings():
+    rng = np.random.default_rng(0)
+    draws = [draw_partners(8, rng, "permutation") for _ in range(2000)]
+    for p in draws[:50]:
+        assert sorted(p.tolist()) == list(range(8))
+    involutions = sum(torch.equal(p[p], torch.arange(8)) for p in draws)
+    assert involutions < 100  # 764 of 40,320 permutations of 8 are involutions (1.9%)
+    fixed = np.mean([(p == torch.arange(8)).sum().item() for p in draws])
+    assert abs(fixed - 1.0) < 0.1  # a uniform permutation has one fixed point on average
+    # same generator state, same plan: a resumed run draws the same permutation
+    a = draw_plan(8, 1.0, (0, 3), np.random.default_rng([1, 0, 5, 0]), "permutation")
+    b = draw_plan(8, 1.0, (0, 3), np.random.default_rng([1, 0, 5, 0]), "permutation")
+    assert torch.equal(a.partner, b.partner) and a.lam == b.lam
+    with pytest.raises(ValueError, match="mixup_partners must be one of"):
+        draw_partners(8, rng, "cyclic")
+
+
 def test_plan_draws_lambda_from_beta_and_levels_from_the_eligible_set():
     rng = np.random.default_rng(0)
     plans = [draw_plan(8, 0.4, (0, 2, 3), rng) for _ in range(4000)]
@@ -154,6 +171,23 @@ def test_mixing_at_each_level_equals_a_hand_computation(model, batch, tokenizer,
             x = model.bert.pooler(x)
         manual_logits = model.classifier(x)
     torch.testing.assert_close(logits, manual_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_permutation_pair_padding_makes_input_mixup_equal_each_pair_run_alone(model, batch, tokenizer):
+    """Under a permutation, row i mixed at the input level must be what the paper defines: the pair
+    (x_i, x_p(i)), both padded with [SEP] to the longer of the two, mixed and run alone."""
+    sep, lam = tokenizer.sep_token_id, 0.37
+    partner = torch.tensor([1, 2, 0, 4, 3])  # a 3-cycle and a swap: p(p(0)) = 2 != 0
+    out = pad_for_mixing(batch, partner, "pair", sep)
+    lengths = batch["attention_mask"].sum(1)
+    mixed = logits_with(model, out, MixUpPlan(partner, lam, 0))
+    for i in range(5):
+        j = partner[i].item()
+        assert out["attention_mask"][i].sum().item() == max(lengths[i], lengths[j]).item()
+        pair = {k: v[[i, j]] for k, v in batch.items()}
+        alone = logits_with(model, pad_for_mixing(pair, torch.tensor([1, 0]), "pair", sep),
+                            MixUpPlan(torch.tensor([1, 0]), lam, 0))
+        torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-6)
 
 
 def test_eval_mode_and_no_plan_are_the_parent_model(model, batch):

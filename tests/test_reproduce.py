@@ -58,3 +58,58 @@ def test_specs_learning_rate_choice_and_tables(reproduce, tmp_path):
     assert (tmp_path / "results" / "test_loss_sst2.png").stat().st_size > 0
     assert (tmp_path / "results" / "reliability_sst2_cls.png").stat().st_size > 0
     assert len((tmp_path / "results" / "runs.jsonl").read_text().splitlines()) == 5
+
+
+def fake_section_run(reproduce, runs_dir, table, method, seed, acc, loss, last_loss, variant="", extra=(), n=256):
+    s = reproduce.setting_spec(runs_dir, table, "sst2", n, 400, method, seed, 1e-4, variant=variant, extra=extra)
+    out = reproduce.Path(s["out"])
+    out.mkdir(parents=True)
+    (out / "all_results.json").write_text(json.dumps({"eval_accuracy": acc, "eval_loss": loss, "eval_ece": loss / 10}))
+    (out / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"step": 4, "eval_loss": loss}, {"step": 6, "loss": 0.3}, {"step": 8, "eval_loss": last_loss}]}))
+    (out / "run_spec.json").write_text(json.dumps({**s, "seconds": 60}))
+    return s
+
+
+def test_paired_differences_are_per_seed_differences_with_their_standard_error(reproduce, tmp_path):
+    runs = tmp_path / "runs"
+    # baseline and method on the same three seeds; method − none per seed: +2, +6, +1 points
+    for seed, (base, mixed) in enumerate([(0.60, 0.62), (0.70, 0.76), (0.65, 0.66)]):
+        fake_section_run(reproduce, runs, "ncurve", "none", seed, base, 0.5, 0.8)
+        fake_section_run(reproduce, runs, "ncurve", "manifold", seed, mixed, 0.4, 0.45)
+    fake_section_run(reproduce, runs, "ncurve", "cls", 7, 0.9, 0.3, 0.3)  # a seed without its baseline
+    loaded = [reproduce.load_run(s) for s in reproduce.table_specs("ncurve", runs, [0, 1, 2, 7])
+              if reproduce.finished(s)]
+    mean, se, n = reproduce.paired_difference(loaded, "manifold", "none", "eval_accuracy")
+    # diffs 2, 6, 1: mean 3.0, sd sqrt(((−1)² + 3² + (−2)²) / 2) = sqrt(7), se sqrt(7/3) = 1.5275
+    assert n == 3 and mean == pytest.approx(3.0) and se == pytest.approx((7 / 3) ** 0.5)
+    # the unpaired means would hide the pairing: mean(62, 76, 66) − mean(60, 70, 65) is also 3.0,
+    # but its spread comes from the samples, not from the method
+    last = reproduce.paired_difference(loaded, "manifold", "none", "last_eval_loss")
+    assert last[0] == pytest.approx(-35.0) and last[1] == pytest.approx(0.0, abs=1e-9)
+    assert reproduce.paired_difference(loaded, "cls", "none", "eval_accuracy") is None
+
+    reproduce.section_report(["ncurve"], runs, [0, 1, 2, 7], tmp_path / "results")
+    text = (tmp_path / "results" / "ncurve.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| manifold |"))
+    assert "| manifold | 3 | 68.0 ± 4.2 |" in row and "+3.0 ± 1.5" in row and "-35.0 ± 0.0" in row
+    assert (tmp_path / "results" / "ncurve_sst2.png").stat().st_size > 0
+
+
+def test_section_grids_share_runs_and_wait_for_the_learning_rate(reproduce, tmp_path):
+    runs = tmp_path / "runs"
+    ncurve = reproduce.table_specs("ncurve", runs, [0])
+    choices = reproduce.table_specs("choices", runs, [0])
+    shared = {s["out"] for s in ncurve} & {s["out"] for s in choices}
+    assert {reproduce.Path(o).parent.name for o in shared} == {"none", "manifold"}  # the N = 256 runs
+    argv = next(s for s in choices if s["variant"] == "permutation")["argv"]
+    assert argv[argv.index("--mixup_partners") + 1] == "permutation" and "--overwrite_output_dir" not in argv
+    cola = reproduce.table_specs("cola", runs, [0, 1])
+    assert [s["lr"] for s in cola] == list(reproduce.LR_GRID)  # methods wait for the grid
+    for s, mcc in zip(cola, [0.30, 0.42, 0.42]):
+        out = reproduce.Path(s["out"])
+        out.mkdir(parents=True)
+        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
+    cola = reproduce.table_specs("cola", runs, [0, 1])
+    assert len(cola) == 3 + 8 and {s["lr"] for s in cola[3:]} == {1e-4}  # tie: the smaller rate
+    assert cola[3]["out"] == cola[1]["out"]  # seed 0 of the baseline is the grid's run

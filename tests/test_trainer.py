@@ -151,7 +151,8 @@ def test_bad_arguments_fail_at_construction(tmp_path, kwargs, message):
 def test_command_line_shows_help_and_rejects_bad_choices(tmp_path, capsys):
     parser = HfArgumentParser(MixUpTrainingArguments)
     help_text = parser.format_help()
-    for flag in ("--mixup_method", "--mixup_alpha", "--mixup_layers", "--mixup_padding", "--mixup_pad_token", "--mixup_start"):
+    for flag in ("--mixup_method", "--mixup_alpha", "--mixup_layers", "--mixup_padding", "--mixup_pad_token", "--mixup_start",
+                 "--mixup_partners"):
         assert flag in help_text
     assert "{none,cls,input,manifold}" in help_text and "{sep,pad,unused0}" in help_text
     (args,) = parser.parse_args_into_dataclasses(
@@ -166,6 +167,33 @@ def test_layers_outside_the_model_fail_before_training(tmp_path, tokenizer, tiny
     args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_layers="0,4", **COMMON)
     with pytest.raises(ValueError, match=r"\[4\] are outside 0..3"):
         MixUpTrainer(model=fresh_model(tiny_config), args=args, processing_class=tokenizer)
+
+
+def test_permutation_partners_train_and_refuse_pair_padding_inside_the_encoder(tmp_path, tokenizer, tiny_config, sst2_small):
+    with pytest.raises(ValueError, match="--mixup_padding none or max"):  # default S holds blocks 1..n
+        MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_partners="permutation")
+    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_layers="0,2",
+                                  mixup_partners="permutation", **COMMON)
+    with pytest.raises(ValueError, match=r"encoder blocks \[2\]"):
+        MixUpTrainer(model=fresh_model(tiny_config), args=args, processing_class=tokenizer)
+    # levels 0 and n+1 only, or no pair padding: allowed, and the plans are permutations
+    for run, kw in enumerate((dict(mixup_layers="0,3"), dict(mixup_padding="none"))):
+        t = train(tmp_path / str(run), tokenizer, sst2_small, tiny_config, per_device_train_batch_size=8,
+                  max_steps=4, mixup_method="manifold", mixup_partners="permutation", **kw)
+        assert any("mixup_lambda" in h for h in t.state.log_history)
+    t._plan_key = (-1, -1)
+    partners = [t._draw_plan(8).partner for _ in range(20)]
+    assert not all(torch.equal(p[p], torch.arange(8)) for p in partners)
+
+
+def test_manifold_on_level_n_plus_1_alone_is_cls_mixup(tmp_path, tokenizer, tiny_config, sst2_small):
+    """The ablation reports S = {n+1} with the cls runs: the two must train identically."""
+    kw = dict(per_device_train_batch_size=8, max_steps=4, seed=5)
+    cls = train(tmp_path / "cls", tokenizer, sst2_small, tiny_config, mixup_method="cls", **kw)
+    top = train(tmp_path / "top", tokenizer, sst2_small, tiny_config, mixup_method="manifold", mixup_layers="3", **kw)
+    torch.testing.assert_close(params(top.model), params(cls.model), rtol=0, atol=0)
+    manifold = train(tmp_path / "all", tokenizer, sst2_small, tiny_config, mixup_method="manifold", **kw)
+    assert not torch.equal(params(manifold.model), params(cls.model))  # the comparison can fail
 
 
 def test_pad_token_the_tokenizer_lacks_fails_before_training(tmp_path, tokenizer, tiny_config):
