@@ -379,6 +379,30 @@ def table_specs(table: str, runs_dir: Path, seeds: list[int]) -> list[dict]:
     raise ValueError(table)
 
 
+def run_lock(s: dict):
+    """An exclusive lock on the run's folder name, held by the process that runs it, so that a second
+    pool (or a pool restarted while its runs go on) never starts a run twice."""
+    import fcntl
+
+    path = Path(s["out"] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def locked_elsewhere(s: dict) -> bool:
+    handle = run_lock(s)
+    if handle is None:
+        return True
+    handle.close()  # closing releases the lock
+    return False
+
+
 def load_run(s: dict) -> dict:
     out = Path(s["out"])
     state = out / "trainer_state.json"
@@ -394,7 +418,8 @@ def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int) -> 
     running, failed = {}, set()
     while True:
         queue = [s for t in tables for s in table_specs(t, runs_dir, seeds)]
-        ready = [s for s in queue if not finished(s) and s["out"] not in running and s["out"] not in failed]
+        ready = [s for s in queue if not finished(s) and s["out"] not in running and s["out"] not in failed
+                 and not locked_elsewhere(s)]
         ready = list({s["out"]: s for s in ready}.values())  # shared runs once
         while ready and len(running) < jobs:
             s = ready.pop(0)
@@ -548,7 +573,11 @@ def plot_ncurve(runs: list[dict], out_dir: Path) -> str:
 def main() -> None:
     if sys.argv[1:2] == ["_one"]:  # a worker of run_pool: one run, its spec as JSON
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return run_one(json.loads(sys.argv[2]))
+        spec = json.loads(sys.argv[2])
+        lock = run_lock(spec)
+        if lock is None:
+            raise SystemExit(f"{spec['out']} is being run by another process")
+        return run_one(spec)
     section4 = ("cola", "ncurve", "choices")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", help="lr | main | ablation | report, or section-4 tables: cola, ncurve, "

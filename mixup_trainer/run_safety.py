@@ -80,9 +80,15 @@ def run_settings(*argument_objects) -> dict:
     return json.loads(json.dumps(kept, sort_keys=True, default=str))  # tuples -> lists, enums -> str
 
 
+# Settings added after run_settings.json existed, with the value that does what runs recorded before
+# them did: a recorded run without the key reads it at that value, so such a run still resumes.
+ADDED_SETTINGS = {"mixup_partners": "matching"}
+
+
 def settings_difference(recorded: dict, current: dict) -> list[str]:
     """``name: old -> new`` for every setting that differs (a missing one reads as <unset>)."""
     unset = "<unset>"
+    recorded = {**ADDED_SETTINGS, **recorded}
     return [f"{key}: {recorded.get(key, unset)} -> {current.get(key, unset)}"
             for key in sorted(set(recorded) | set(current)) if recorded.get(key, unset) != current.get(key, unset)]
 

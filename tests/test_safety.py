@@ -155,6 +155,20 @@ def test_settings_recorded_and_other_settings_refused_in_one_line(parse, tmp_pat
                     "--disable_tqdm", "true", "--keep_checkpoints") == (None, str(checkpoint))
 
 
+def test_a_setting_added_later_reads_as_what_older_runs_did(parse, tmp_path):
+    """A run recorded before --mixup_partners existed mixed matching pairs: it resumes under the
+    default, and a rerun with permutation partners is another run."""
+    out = tmp_path / "run"
+    _prepare(parse, out, "--mixup_method", "manifold")
+    recorded = json.loads((out / "run_settings.json").read_text())
+    del recorded["mixup_partners"]
+    (out / "run_settings.json").write_text(json.dumps(recorded))
+    checkpoint = _checkpoint(out / "checkpoint-2", *FULL)
+    assert _prepare(parse, out, "--mixup_method", "manifold") == (None, str(checkpoint))
+    with pytest.raises(ValueError, match="mixup_partners: matching -> permutation"):
+        _prepare(parse, out, "--mixup_method", "manifold", "--mixup_partners", "permutation", "--mixup_padding", "none")
+
+
 def test_identical_rerun_resumes_newest_complete_checkpoint(parse, tmp_path, caplog):
     out = tmp_path / "run"
     _prepare(parse, out)
