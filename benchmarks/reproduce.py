@@ -417,16 +417,18 @@ def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int) -> 
     logs.mkdir(parents=True, exist_ok=True)
     running, failed = {}, set()
     while True:
-        queue = [s for t in tables for s in table_specs(t, runs_dir, seeds)]
-        ready = [s for s in queue if not finished(s) and s["out"] not in running and s["out"] not in failed
-                 and not locked_elsewhere(s)]
-        ready = list({s["out"]: s for s in ready}.values())  # shared runs once
-        while ready and len(running) < jobs:
+        # Seed-major over all tables (a stable sort keeps each table's own order within a seed): if
+        # the time runs out, every table has its first seeds rather than one table all of them.
+        queue = sorted((s for t in tables for s in table_specs(t, runs_dir, seeds)), key=lambda s: seeds.index(s["seed"]))
+        waiting = list({s["out"]: s for s in queue if not finished(s) and s["out"] not in running}.values())
+        elsewhere = [s for s in waiting if locked_elsewhere(s)]  # run by another (or an earlier) pool
+        ready = [s for s in waiting if s["out"] not in failed and s not in elsewhere]
+        while ready and len(running) + len(elsewhere) < jobs:
             s = ready.pop(0)
             log = open(logs / (s["out"].replace(str(runs_dir) + os.sep, "").replace(os.sep, "_") + ".log"), "w")
             running[s["out"]] = (s, subprocess.Popen(
                 [sys.executable, __file__, "_one", json.dumps(s)], env=env, stdout=log, stderr=subprocess.STDOUT))
-        if not running:
+        if not running and not elsewhere:
             break
         time.sleep(5)
         for out, (s, proc) in list(running.items()):

@@ -113,3 +113,12 @@ def test_section_grids_share_runs_and_wait_for_the_learning_rate(reproduce, tmp_
     cola = reproduce.table_specs("cola", runs, [0, 1])
     assert len(cola) == 3 + 8 and {s["lr"] for s in cola[3:]} == {1e-4}  # tie: the smaller rate
     assert cola[3]["out"] == cola[1]["out"]  # seed 0 of the baseline is the grid's run
+
+
+def test_a_run_held_by_another_process_is_not_started_again(reproduce, tmp_path):
+    s = reproduce.setting_spec(tmp_path / "runs", "ncurve", "sst2", 64, 400, "none", 0, 1e-4)
+    held = reproduce.run_lock(s)
+    assert held is not None and reproduce.run_lock(s) is None  # a second process cannot take it
+    assert reproduce.locked_elsewhere(s)
+    held.close()
+    assert not reproduce.locked_elsewhere(s)
