@@ -111,8 +111,10 @@ def test_section_grids_share_runs_and_wait_for_the_learning_rate(reproduce, tmp_
         out.mkdir(parents=True)
         (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
     cola = reproduce.table_specs("cola", runs, [0, 1])
-    assert len(cola) == 3 + 8 and {s["lr"] for s in cola[3:]} == {1e-4}  # tie: the smaller rate
-    assert cola[3]["out"] == cola[1]["out"]  # seed 0 of the baseline is the grid's run
+    assert len(cola) == 3 + 7 and {s["lr"] for s in cola[3:]} == {1e-4}  # tie: the smaller rate
+    # seed 0 of the baseline is the grid's run, listed once
+    assert [(s["method"], s["seed"]) for s in cola[3:]][:3] == [("cls", 0), ("input", 0), ("manifold", 0)]
+    assert len({s["out"] for s in cola}) == len(cola)
 
 
 def test_a_run_held_by_another_process_is_not_started_again(reproduce, tmp_path):
