@@ -111,10 +111,25 @@ def test_section_grids_share_runs_and_wait_for_the_learning_rate(reproduce, tmp_
         out.mkdir(parents=True)
         (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
     cola = reproduce.table_specs("cola", runs, [0, 1])
-    assert len(cola) == 3 + 7 and {s["lr"] for s in cola[3:]} == {1e-4}  # tie: the smaller rate
+    assert len(cola) == 8 + 2 and {s["lr"] for s in cola[:8]} == {1e-4}  # tie: the smaller rate
     # seed 0 of the baseline is the grid's run, listed once
-    assert [(s["method"], s["seed"]) for s in cola[3:]][:3] == [("cls", 0), ("input", 0), ("manifold", 0)]
+    assert [(s["method"], s["seed"]) for s in cola[:4]] == [("none", 0), ("cls", 0), ("input", 0), ("manifold", 0)]
     assert len({s["out"] for s in cola}) == len(cola)
+
+
+def test_a_fixed_cola_rate_runs_the_methods_first_and_the_grid_last(reproduce, tmp_path):
+    runs = tmp_path / "runs"
+    cola = reproduce.table_specs("cola", runs, [0, 1], fixed_cola_lr=5e-5)
+    methods, grid = cola[:8], cola[8:]
+    assert {s["lr"] for s in methods} == {5e-5} and sorted(s["lr"] for s in grid) == [1e-4, 2e-4]
+    assert all(s.get("last") for s in grid) and not any(s.get("last") for s in methods)
+    for s, mcc in zip(sorted(grid + methods[:1], key=lambda s: s["lr"]), [0.30, 0.42, 0.10]):
+        out = reproduce.Path(s["out"])
+        out.mkdir(parents=True)
+        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
+    # once the grid has finished, its choice wins over the fixed rate (here it disagrees)
+    assert reproduce.cola_lr(runs, 5e-5) == 1e-4
+    assert {s["lr"] for s in reproduce.table_specs("cola", runs, [0, 1], fixed_cola_lr=5e-5)[:8]} == {1e-4}
 
 
 def test_a_run_held_by_another_process_is_not_started_again(reproduce, tmp_path):
