@@ -582,7 +582,7 @@ def plot_ncurve(runs: list[dict], out_dir: Path) -> str:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     metric = metric_of("sst2")
-    for method in NCURVE_METHODS:
+    for method, color in zip(NCURVE_METHODS, ("C0", "C1", "C2")):  # one colour per method in both panels
         points = []
         for n in NCURVE_SIZES:
             values = [100 * r["metrics"][metric] for r in runs if r["method"] == method and r["train_size"] == n]
@@ -590,14 +590,14 @@ def plot_ncurve(runs: list[dict], out_dir: Path) -> str:
                 m, se = mean_se(values)
                 points.append((n, m, se or 0.0))
         if points:
-            left.errorbar(*zip(*points), marker="o", capsize=3, label=method)
+            left.errorbar(*zip(*points), marker="o", capsize=3, label=method, color=color)
         if method != "none":
             diffs = [(n, *paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric))
                      for n in NCURVE_SIZES
                      if paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric)]
             if diffs:
                 right.errorbar([d[0] for d in diffs], [d[1] for d in diffs], yerr=[d[2] or 0.0 for d in diffs],
-                               marker="o", capsize=3, label=f"{method} − none")
+                               marker="o", capsize=3, label=f"{method} − none", color=color)
     for ax, ylabel in ((left, "dev accuracy (x100)"), (right, "paired difference (points)")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(NCURVE_SIZES, [str(n) for n in NCURVE_SIZES])
