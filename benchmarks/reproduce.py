@@ -360,10 +360,15 @@ def choose_lr(runs: list[dict], metric: str) -> float:
     return max(scores, key=lambda lr: sum(scores[lr]) / len(scores[lr]))
 
 
+def cola_grid(runs_dir: Path) -> list[dict]:
+    """The CoLA baseline's learning-rate grid (seed 0)."""
+    return [setting_spec(runs_dir, "cola", "cola", None, None, "none", 0, lr) for lr in LR_GRID]
+
+
 def cola_lr(runs_dir: Path, fixed: float | None = None) -> float | None:
     """The CoLA learning rate: the grid's choice once the grid has finished, else `fixed` (--cola_lr,
     a rate chosen earlier, so the methods need not wait on the grid), else None (wait)."""
-    grid = [setting_spec(runs_dir, "cola", "cola", None, None, "none", 0, lr) for lr in LR_GRID]
+    grid = cola_grid(runs_dir)
     if all(map(finished, grid)):
         return choose_lr([load_run(s) for s in grid], metric_of("cola"))
     return fixed
@@ -374,7 +379,7 @@ def table_specs(table: str, runs_dir: Path, seeds: list[int], fixed_cola_lr: flo
     the learning-rate grid unless --cola_lr fixes the rate) are left out until those are finished.
     A spec with "last": True goes after every seed's runs in the pool (the grid under --cola_lr)."""
     if table == "cola":
-        grid = [setting_spec(runs_dir, "cola", "cola", None, None, "none", 0, lr) for lr in LR_GRID]
+        grid = cola_grid(runs_dir)
         lr = cola_lr(runs_dir, fixed_cola_lr)
         if lr is None:
             return grid
@@ -423,6 +428,14 @@ def load_run(s: dict) -> dict:
     return {**s, "metrics": json.loads((out / "all_results.json").read_text()), "log_history": history}
 
 
+def pool_queue(tables: list[str], runs_dir: Path, seeds: list[int], fixed_cola_lr: float | None = None) -> list[dict]:
+    """All runs of the tables, seed-major (a stable sort keeps each table's own order within a seed):
+    if the time runs out, every table has its first seeds rather than one table all of them. Specs
+    marked "last" (the CoLA grid under --cola_lr) go after every seed."""
+    return sorted((s for t in tables for s in table_specs(t, runs_dir, seeds, fixed_cola_lr)),
+                  key=lambda s: len(seeds) if s.get("last") else seeds.index(s["seed"]))
+
+
 def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int, fixed_cola_lr: float | None = None) -> None:
     """Keep `jobs` single-threaded runs going, taking the first ready run of the tables' queues."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -430,10 +443,7 @@ def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int, fix
     logs.mkdir(parents=True, exist_ok=True)
     running, failed = {}, set()
     while True:
-        # Seed-major over all tables (a stable sort keeps each table's own order within a seed): if
-        # the time runs out, every table has its first seeds rather than one table all of them.
-        queue = sorted((s for t in tables for s in table_specs(t, runs_dir, seeds, fixed_cola_lr)),
-                       key=lambda s: len(seeds) if s.get("last") else seeds.index(s["seed"]))
+        queue = pool_queue(tables, runs_dir, seeds, fixed_cola_lr)
         waiting = list({s["out"]: s for s in queue if not finished(s) and s["out"] not in running}.values())
         elsewhere = [s for s in waiting if locked_elsewhere(s)]  # run by another (or an earlier) pool
         ready = [s for s in waiting if s["out"] not in failed and s not in elsewhere]
@@ -592,9 +602,9 @@ def plot_ncurve(runs: list[dict], out_dir: Path) -> str:
         if points:
             left.errorbar(*zip(*points), marker="o", capsize=3, label=method, color=color)
         if method != "none":
-            diffs = [(n, *paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric))
-                     for n in NCURVE_SIZES
-                     if paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric)]
+            by_n = {n: paired_difference([r for r in runs if r["train_size"] == n], method, "none", metric)
+                    for n in NCURVE_SIZES}
+            diffs = [(n, *d) for n, d in by_n.items() if d]
             if diffs:
                 right.errorbar([d[0] for d in diffs], [d[1] for d in diffs], yerr=[d[2] or 0.0 for d in diffs],
                                marker="o", capsize=3, label=f"{method} − none", color=color)

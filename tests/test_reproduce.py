@@ -123,6 +123,9 @@ def test_a_fixed_cola_rate_runs_the_methods_first_and_the_grid_last(reproduce, t
     methods, grid = cola[:8], cola[8:]
     assert {s["lr"] for s in methods} == {5e-5} and sorted(s["lr"] for s in grid) == [1e-4, 2e-4]
     assert all(s.get("last") for s in grid) and not any(s.get("last") for s in methods)
+    # in the pool the grid comes after every seed of every table
+    queue = reproduce.pool_queue(["cola", "ncurve"], runs, [0, 1], fixed_cola_lr=5e-5)
+    assert [s["out"] for s in queue[-2:]] == [s["out"] for s in grid] and queue[-3]["seed"] == 1
     for s, mcc in zip(sorted(grid + methods[:1], key=lambda s: s["lr"]), [0.30, 0.42, 0.10]):
         out = reproduce.Path(s["out"])
         out.mkdir(parents=True)
