@@ -73,7 +73,7 @@ def architecture(trainer) -> str:
     """The trained model's class (e.g. ``BertForSequenceClassification``), under any PEFT / DDP wrapper.
     The class, not ``config.architectures``: a loaded checkpoint's config still names the class it was
     saved from (often a pre-training head) until the fine-tuned model is saved."""
-    from .hooks import unwrap_model
+    from .levels import unwrap_model
 
     return type(unwrap_model(trainer.model)).__name__
 

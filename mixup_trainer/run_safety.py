@@ -304,7 +304,7 @@ def check_run_arguments(model_args, data_args, training_args) -> None:
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
             revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code)
-        from .hooks import num_encoder_blocks
+        from .levels import num_encoder_blocks
 
         try:
             n = num_encoder_blocks(config)

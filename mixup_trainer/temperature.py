@@ -55,7 +55,7 @@ def check_arguments(data_args, task, training_args) -> None:
 
 def final_projection(model):
     """The classifier's final projection, where T is folded (the module whose input is MixUp's level n+1)."""
-    from .hooks import final_projection as find
+    from .levels import final_projection as find
 
     return find(model)[1]
 

@@ -9,7 +9,8 @@ from transformers import Trainer
 
 from .arguments import MixUpTrainingArguments
 from .collator import MixUpDataCollator
-from .hooks import get_or_attach_hooks, unwrap_model
+from .hooks import get_or_attach_hooks
+from .levels import unwrap_model
 from .mixing import MixUpPlan, draw_plan, mixup_per_example_loss, pad_for_mixing, resolve_pad_token_id
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from mixup_trainer import MixUpPlan, MixUpTrainer, MixUpTrainingArguments
-from mixup_trainer.hooks import MixUpHooks, find_mixup_levels
+from mixup_trainer.hooks import MixUpHooks
+from mixup_trainer.levels import find_mixup_levels
 from mixup_trainer.mixing import draw_partners, pad_for_mixing
 
 H, N, HEADS, FFN = 32, 3, 2, 37
@@ -194,7 +195,7 @@ def _hand_replace(module, replace):
 def test_deberta_v2_conv_override_is_needed_and_exact(tokenizer, batch, level, monkeypatch):
     """With a convolution after block 1, the embeddings reach block 2 around block 1: level 0 is the
     embeddings output and level 1 the convolution output. The generic rule mixes elsewhere."""
-    import mixup_trainer.hooks as hooks_module
+    import mixup_trainer.levels as levels_module
 
     model = build("deberta-v2", len(tokenizer), conv_kernel_size=3, conv_act="gelu")
     site = model.deberta.embeddings if level == 0 else model.deberta.encoder.conv
@@ -219,14 +220,14 @@ def test_deberta_v2_conv_override_is_needed_and_exact(tokenizer, batch, level, m
                 hooks.remove()
 
         torch.testing.assert_close(mixed_logits(), by_hand, rtol=1e-5, atol=1e-5)
-        monkeypatch.setattr(hooks_module, "LEVEL_OVERRIDES", {})
+        monkeypatch.setattr(levels_module, "LEVEL_OVERRIDES", {})
         assert not torch.allclose(mixed_logits(), by_hand, atol=1e-3), "the generic rule should be wrong here"
 
 
 def test_a_model_that_bypasses_hooks_fails_loudly(tokenizer, sst2_small, tmp_path, monkeypatch):
     """SqueezeBERT calls block.forward() directly: hooks never run. It is refused by name, and
     without that entry the trainer's check stops the first step instead of training unmixed."""
-    import mixup_trainer.hooks as hooks_module
+    import mixup_trainer.levels as levels_module
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.for_model("squeezebert", **{**BERT_LIKE, "intermediate_size": 36},
@@ -234,7 +235,7 @@ def test_a_model_that_bypasses_hooks_fails_loudly(tokenizer, sst2_small, tmp_pat
     model = AutoModelForSequenceClassification.from_config(config)
     with pytest.raises(ValueError, match="squeezebert calls its blocks' forward"):
         find_mixup_levels(model)
-    monkeypatch.setattr(hooks_module, "UNSUPPORTED_FAMILIES", {})
+    monkeypatch.setattr(levels_module, "UNSUPPORTED_FAMILIES", {})
     args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_layers="1",
                                   per_device_train_batch_size=8, max_steps=1, report_to=[], save_strategy="no",
                                   use_cpu=True)
