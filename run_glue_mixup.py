@@ -8,7 +8,7 @@ accuracy / MCC, test loss and calibration (ECE, MCE, Brier) of the best epoch.
     python run_glue_mixup.py config.json                                      # all flags in a JSON file
 
 Flags are those of transformers' run_glue.py plus the MixUp flags (``--help`` lists them); see
-``mixup_trainer/scripts_common.py`` for the defaults this script adds. Runs unchanged under
+``mixup_trainer/cli.py`` for the defaults this script adds. Runs unchanged under
 ``torchrun`` and ``accelerate launch``. A thin wrapper for source checkouts: an installed package
 has the same program as the ``run_glue_mixup`` console script and ``python -m mixup_trainer.run_glue_mixup``.
 """

@@ -5,7 +5,7 @@ same held-out examples, mean ± standard error over seeds (the RESULTS.md calibr
     python benchmarks/calibration_results.py run   [--tasks sst2] [--seeds 0,1,2,3,4] [--epochs 3]
     python benchmarks/calibration_results.py table [--tasks sst2]
 
-Each run is run_glue_mixup.py's code path (``scripts_common.main``) with ``--temperature_scaling``,
+Each run is run_glue_mixup.py's code path (``cli.main``) with ``--temperature_scaling``,
 evaluated once after the last epoch (no per-epoch evaluation or best-epoch selection: on this CPU an
 evaluation of 400 sentences costs as much as an epoch of training):
 T is fitted on a seeded half of the evaluation examples (``--calibration_fraction 0.5``,
@@ -42,7 +42,7 @@ COLUMNS = (("accuracy", "Accuracy"), ("ece", "ECE"), ("adaptive_ece", "adaptive 
 
 
 def run(args) -> None:
-    from mixup_trainer.scripts_common import main
+    from mixup_trainer.cli import main
 
     for seed in [int(s) for s in args.seeds.split(",")]:
         for task in args.tasks.split(","):

@@ -16,7 +16,7 @@ share one pool of workers:
     python benchmarks/reproduce.py choices --seeds 0,1,2 --jobs 2   # ablation on SST-2-256
     python benchmarks/reproduce.py cola,ncurve,choices --jobs 2      # all three, one queue
 
-Every run goes through ``mixup_trainer.scripts_common.main`` — the code path of run_glue_mixup.py /
+Every run goes through ``mixup_trainer.cli.main`` — the code path of run_glue_mixup.py /
 run_boolq_mixup.py — with the paper's settings (``--paper_defaults``: batch 16, epochs, α, lengths)
 and the model's learning rate chosen by the baseline's dev metric over the ``lr`` grid (the paper's
 rates were tuned for bert-base; see RESULTS.md). A run whose ``all_results.json`` exists is skipped,
@@ -134,7 +134,7 @@ def run_one(s: dict) -> None:
     out = Path(s["out"])
     if (out / "all_results.json").exists():
         return
-    from mixup_trainer.scripts_common import main
+    from mixup_trainer.cli import main
 
     start = time.time()
     main(s["argv"], default_task=s["task"])

@@ -4,7 +4,7 @@
         --compare manifold --compare_seeds 42,43,44 --output_dir outputs/compare-sst2
 
 trains the baseline (``none``, always included) and each method of ``--compare`` once per seed,
-each through the ordinary code path (``scripts_common.main``) with every other flag as given, into
+each through the ordinary code path (``run.main``) with every other flag as given, into
 ``<output_dir>/<method>-seed<seed>``. For a given seed every method trains on the same sample
 (``--train_sample_seed`` defaults to the seed) from the same initial head. Then it writes, to
 ``output_dir``: ``comparison.md`` and ``comparison.json`` (task metric, test loss, ECE, signed gap,
@@ -34,10 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixing import MIXUP_METHODS
+from .script_args import BASELINE
 
-BASELINE = "none"
-COMPARE_FLAGS = ("--compare", "--compare_seeds")
 REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png")
 # (key suffix, column title); the task metric comes first. Missing keys (regression) are left out.
 COLUMNS = (("loss", "test loss"), ("ece", "ECE"), ("overconfidence", "gap (conf − acc)"), ("nll", "NLL"))
@@ -49,74 +47,12 @@ def mean_se(values) -> tuple[float, float | None]:
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None)
 
 
-def parse_list(text: str, what: str, cast=str) -> list:
-    try:
-        items = [cast(x.strip()) for x in text.split(",") if x.strip()]
-    except ValueError:
-        items = []
-    if not items:
-        raise ValueError(f"--{what} {text!r}: give a comma-separated list, e.g. --compare manifold "
-                         "or --compare_seeds 42,43,44.")
-    return list(dict.fromkeys(items))
-
-
-def plan(argv: list[str], default_task: str | None):
-    """(methods, seeds, parsed args, argv for one run) from the comparison's own command line."""
-    from .scripts_common import explicit_keys, parse_args
-
-    model_args, data_args, training_args, task = parse_args(argv, default_task)
-    config = json.loads(Path(argv[0]).read_text(encoding="utf-8")) if len(argv) == 1 and argv[0].endswith(".json") \
-        else None
-    explicit = set(config) if config is not None else explicit_keys(argv)
-    methods = parse_list(data_args.compare, "compare")
-    unknown = sorted(set(methods) - set(MIXUP_METHODS))
-    if unknown:
-        raise ValueError(f"--compare {data_args.compare}: unknown method(s) {unknown}; choose from {MIXUP_METHODS}.")
-    methods = [BASELINE] + [m for m in methods if m != BASELINE]
-    if len(methods) == 1:
-        raise ValueError(f"--compare {data_args.compare}: name a MixUp method to compare with the baseline, e.g. "
-                         "--compare manifold (the baseline none is always included).")
-    if "mixup_method" in explicit:
-        raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; "
-                         "drop --mixup_method.")
-    if data_args.compare_seeds and "seed" in explicit:
-        raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
-    seeds = parse_list(data_args.compare_seeds, "compare_seeds", int) if data_args.compare_seeds \
-        else [training_args.seed]
-    no_eval = getattr(training_args.eval_strategy, "value", None) == "no"
-    if not (training_args.do_train and training_args.do_eval) or no_eval:
-        raise ValueError("A comparison trains and evaluates during training: drop --do_train/--do_eval-only "
-                         "flags and --eval_strategy no.")
-    base = config if config is not None else _strip(argv, COMPARE_FLAGS)
-    if config is None and explicit_keys(base) & {"compare", "compare_seeds"}:
-        raise ValueError("Write --compare and --compare_seeds in full (abbreviated, they cannot be told apart).")
-    return methods, seeds, (model_args, data_args, training_args, task), base
-
-
-def _strip(argv: list[str], flags) -> list[str]:
-    """argv without ``--flag value`` / ``--flag=value`` for the given flags."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg.split("=", 1)[0] in flags:
-            skip = "=" not in arg
-        else:
-            out.append(arg)
-    return out
-
-
-def run_argv(base, method: str, seed: int, run_dir: Path) -> list[str]:
-    """One run's argv: the comparison's flags, its method, seed and folder, and quiet logs unless asked."""
-    overrides = {"mixup_method": method, "seed": seed, "output_dir": str(run_dir)}
-    if isinstance(base, dict):  # a JSON config: the run gets its own config file beside its folder
-        config = {k: v for k, v in base.items() if k not in ("compare", "compare_seeds")}
-        config = {"log_level": "error", **config, **overrides}
-        path = run_dir.with_name(run_dir.name + ".json")
-        path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        return [str(path)]
-    quiet = ["--log_level", "error"] if not any(a.split("=")[0] == "--log_level" for a in base) else []
-    return [*base, *quiet, *(x for k, v in overrides.items() for x in (f"--{k}", str(v)))]
+def run_args(args, method: str, seed: int, run_dir: Path):
+    """One run's arguments: the comparison's, with its method, seed and folder, and quiet logs unless
+    the user chose a log level."""
+    quiet = {} if "log_level" in args.explicit else {"log_level": "error"}
+    return args.for_run(mixup_method=method, seed=seed, output_dir=str(run_dir), compare=None, compare_seeds=None,
+                        **quiet)
 
 
 @contextlib.contextmanager
@@ -171,34 +107,39 @@ def _clock(seconds: float) -> str:
     return "?" if not math.isfinite(seconds) else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def compare(argv: list[str], default_task: str | None = None) -> dict:
-    """Run (or resume) the comparison and write its report; returns the report (what comparison.json holds)."""
-    from .scripts_common import main
+def compare(args, setup_logging=None) -> dict:
+    """Run (or resume) the comparison of ``args`` (parsed, with ``--compare``) and write its report;
+    returns the report (what comparison.json holds). ``setup_logging(training_args)``, if given,
+    configures logging before each run."""
+    from .run import main
 
-    methods, seeds, (_, data_args, training_args, task), base = plan(argv, default_task)
+    methods, seeds = args.run.compare_methods, args.run.compare_seed_list or [args.training.seed]
+    training_args, task = args.training, args.task
     out = Path(training_args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [dict(method=m, seed=s, dir=out / f"{m}-seed{s}") for s in seeds for m in methods]  # seed-major
-    todo = [r for r in runs if data_args.overwrite_output_dir or not (r["dir"] / "all_results.json").exists()]
+    todo = [r for r in runs if args.run.overwrite_output_dir or not (r["dir"] / "all_results.json").exists()]
     clock = {"start": time.time(), "runs_done": 0, "runs_todo": len(todo), "metric": task.metric, "stdout": sys.stdout}
     print(f"[compare] {task.name}: methods {', '.join(methods)} x seeds {', '.join(map(str, seeds))}; "
           f"{len(runs) - len(todo)} of {len(runs)} runs already finished", flush=True)
     for i, r in enumerate(runs, 1):
         label = f"run {i}/{len(runs)} {r['method']} seed {r['seed']}"
+        one = run_args(args, r["method"], r["seed"], r["dir"])
+        if setup_logging is not None:
+            setup_logging(one.training)
         if r not in todo:
             # main() checks the folder's run_settings.json: a finished run of other settings is refused, not reused
             with _quiet():
-                main(run_argv(base, r["method"], r["seed"], r["dir"]), default_task)
+                main(one)
             print(f"[compare] {label}: finished before (all_results.json), not redone", flush=True)
             continue
         (r["dir"] / "all_results.json").unlink(missing_ok=True)  # --overwrite_output_dir: unfinished until rerun
         with _quiet():
-            main(run_argv(base, r["method"], r["seed"], r["dir"]), default_task,
-                 progress=_progress_callback(label, clock))
+            main(one, progress=_progress_callback(label, clock))
         clock["runs_done"] += 1
     if not training_args.should_save:  # other ranks of a data-parallel comparison write nothing
         return {}
-    summary = write_report(out, task, [_load(r) for r in runs], methods, seeds, data_args.calibration_bins)
+    summary = write_report(out, task, [_load(r) for r in runs], methods, seeds, args.calibration.calibration_bins)
     print(f"[compare] {len(todo)} run(s) in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
           flush=True)
     print((out / "comparison.md").read_text(encoding="utf-8"), flush=True)

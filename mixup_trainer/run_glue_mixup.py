@@ -7,7 +7,7 @@ MixUp and report accuracy / MCC, test loss and calibration of the best epoch.
     run_glue_mixup --task rte --data_dir data/rte ...   # local GLUE release files
     run_glue_mixup config.json                            # all flags in a JSON file
 
-``--help`` lists the flags (MixUp and data first); see ``mixup_trainer/scripts_common.py`` for the
+``--help`` lists the flags (MixUp and data first); see ``mixup_trainer/cli.py`` for the
 defaults the scripts add.
 """
 

@@ -68,15 +68,15 @@ def test_hub_off_and_unknown_task_are_one_line(tiny_bert, tmp_path):
 
 def test_bug_keeps_its_traceback(monkeypatch, capsys):
     """Only user errors become one line: anything else is a bug and is raised as it is."""
-    from mixup_trainer import cli as cli_module, scripts_common
+    from mixup_trainer import cli as cli_module
 
-    def broken(argv, default_task=None):
+    def broken(argv, default_task=None, setup_logging=None):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(scripts_common, "main", broken)
+    monkeypatch.setattr(cli_module, "main", broken)
     with pytest.raises(KeyError):
         cli_module.run(argv=["--task", "sst2"])
-    monkeypatch.setattr(scripts_common, "main", lambda argv, default_task=None: {})
+    monkeypatch.setattr(cli_module, "main", lambda argv, default_task=None, setup_logging=None: {})
     assert cli_module.run(argv=["--task", "sst2"]) == 0 and capsys.readouterr().err == ""
 
 
@@ -85,23 +85,20 @@ def test_help_lists_mixup_and_data_flags_first(tmp_path):
     assert glue.returncode == 0
     text = glue.stdout
     assert text.startswith("usage: run_glue_mixup") and "--task TASK --model_name_or_path MODEL" in text
-    order = [text.index(heading) for heading in ("MixUp (MixUpTrainingArguments):", "data and run:",
-                                                  "model (as in run_glue.py):", "training (transformers")]
+    order = [text.index(heading) for heading in ("MixUp (MixUpTrainingArguments):", "data:", "calibration:",
+                                                  "output folder and comparison:", "model (as in run_glue.py):",
+                                                  "training (transformers")]
     assert order == sorted(order)
     mixup = text[order[0]:order[1]]
     for flag in ("--mixup_method {none,cls,input,manifold}", "--mixup_padding {pair,max,none}",
                  "--mixup_pad_token {sep,pad,unused0}", "--mixup_alpha", "--mixup_layers", "--mixup_start"):
         assert flag in mixup
     assert "(required) Task name" in text[order[1]:order[2]]
-    assert "--learning_rate" in text[order[3]:] and "--learning_rate" not in text[:order[3]]
+    assert "--temperature_scaling" in text[order[2]:order[3]] and "--compare " in text[order[3]:order[4]]
+    assert "--learning_rate" in text[order[5]:] and "--learning_rate" not in text[:order[5]]
 
     boolq = cli("--help", cwd=tmp_path, module="mixup_trainer.run_boolq_mixup")
     assert boolq.returncode == 0 and "[--task TASK]" in boolq.stdout and "(required)" not in boolq.stdout
-
-
-def test_scripts_common_says_where_to_go(tmp_path):
-    proc = cli("--help", cwd=tmp_path, module="mixup_trainer.scripts_common")
-    assert proc.returncode != 0 and "run_glue_mixup --help" in proc.stderr
 
 
 def test_fsdp_without_gpus_is_refused(tmp_path):

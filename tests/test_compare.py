@@ -124,7 +124,7 @@ def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tm
     """Killed just after run 2's first checkpoint, the comparison resumes that run from it (run 1 is not
     redone) and ends with the numbers of the uninterrupted comparison."""
     from mixup_trainer import compare as compare_module
-    from mixup_trainer.scripts_common import main
+    from mixup_trainer.cli import main
 
     class Killed(Exception):
         pass
@@ -191,29 +191,32 @@ def test_comparison_errors_are_one_line(tmp_path, capsys):
 
 
 def test_comparison_arguments(tmp_path):
-    from mixup_trainer.compare import plan, run_argv
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.compare import run_args
 
     base = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
-    methods, seeds, _, argv = plan([*base, "--compare", "cls,manifold,none", "--compare_seeds=3,4"], None)
-    assert methods == ["none", "cls", "manifold"] and seeds == [3, 4] and argv == base
-    methods, seeds, _, _ = plan([*base, "--seed", "7", "--compare", "input"], None)
-    assert methods == ["none", "input"] and seeds == [7]
-    run = run_argv(argv, "cls", 3, tmp_path / "cls-seed3")
-    assert run[-6:] == ["--mixup_method", "cls", "--seed", "3", "--output_dir", str(tmp_path / "cls-seed3")]
+    args = parse_args([*base, "--compare", "cls,manifold,none", "--compare_seeds=3,4"])
+    assert args.run.compare_methods == ["none", "cls", "manifold"] and args.run.compare_seed_list == [3, 4]
+    args7 = parse_args([*base, "--seed", "7", "--compare", "input"])
+    assert args7.run.compare_methods == ["none", "input"] and args7.run.compare_seed_list is None
+    one = run_args(args, "cls", 3, tmp_path / "cls-seed3")  # built from the parsed values, not re-parsed
+    assert (one.training.mixup_method, one.training.seed, one.data.train_sample_seed) == ("cls", 3, 3)
+    assert one.training.output_dir == str(tmp_path / "cls-seed3") and one.run.compare is None
+    assert one.training.log_level == "error" and one.training.eval_strategy == args.training.eval_strategy
     for bad, match in ((["--compare", "mixup"], "unknown method"), (["--compare", ","], "comma-separated"),
                        (["--compare", "none"], "name a MixUp method"),
                        (["--compare", "cls", "--mixup_method", "cls"], "--mixup_method"),
                        (["--compare", "cls", "--seed", "1", "--compare_seeds", "1,2"], "--compare_seeds"),
-                       (["--compare", "cls", "--compare_s", "1,2"], "in full"),
                        (["--compare", "cls", "--eval_strategy", "no"], "evaluates during training")):
         with pytest.raises(ValueError, match=match):
-            plan([*base, *bad], None)
-    # a JSON config: each run gets its own config file beside its folder
+            parse_args([*base, *bad])
+    # abbreviated flags are what argparse makes of them: --compare_s is --compare_seeds
+    assert parse_args([*base, "--compare", "cls", "--compare_s", "1,2"]).run.compare_seed_list == [1, 2]
+    # a JSON config gives the same runs as the command line
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"task": "sst2", "model_name_or_path": "m", "output_dir": str(tmp_path),
                                   "compare": "manifold", "learning_rate": 1e-4}))
-    methods, seeds, _, given = plan([str(config)], None)
-    (path,) = run_argv(given, "manifold", 42, tmp_path / "manifold-seed42")
-    assert json.loads(open(path).read()) == {"task": "sst2", "model_name_or_path": "m", "learning_rate": 1e-4,
-                                             "log_level": "error", "mixup_method": "manifold", "seed": 42,
-                                             "output_dir": str(tmp_path / "manifold-seed42")}
+    from_json = run_args(parse_args([str(config)]), "manifold", 42, tmp_path / "manifold-seed42")
+    from_argv = run_args(parse_args([*base, "--compare", "manifold", "--learning_rate", "1e-4"]), "manifold", 42,
+                         tmp_path / "manifold-seed42")
+    assert from_json.training.to_dict() == from_argv.training.to_dict()

@@ -53,12 +53,14 @@ def check_results(results: dict, metric: str, out: Path, n_eval: int) -> None:
 # --------------------------------------------------------------------------------- in-process parsing
 @pytest.fixture(scope="module")
 def parse(tmp_path_factory):
-    from mixup_trainer.scripts_common import parse_args
+    from mixup_trainer.cli import parse_args
 
     out = str(tmp_path_factory.mktemp("parse"))
 
     def _parse(*argv, default_task=None):
-        return parse_args(["--model_name_or_path", "m", "--output_dir", out, *argv], default_task=default_task)
+        """(model, data, training, task) arguments, as run_glue.py names them."""
+        args = parse_args(["--model_name_or_path", "m", "--output_dir", out, *argv], default_task=default_task)
+        return args.model, args.data, args.training, args.task
 
     return _parse
 
@@ -81,15 +83,22 @@ def test_paper_defaults_and_explicit_flags_win(parse):
 
 
 def test_json_config(parse, tmp_path):
-    from mixup_trainer.scripts_common import parse_args
+    from mixup_trainer.cli import parse_args
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"task_name": "rte", "model_name_or_path": "m", "output_dir": str(tmp_path),
                                   "paper_defaults": True, "num_train_epochs": 10, "mixup_method": "input"}))
-    model, data, train, task = parse_args([str(config)])
+    args = parse_args([str(config)])
+    task, train = args.task, args.training
     assert task.name == "rte" and train.mixup_method == "input"
     assert (train.learning_rate, train.num_train_epochs, train.per_device_train_batch_size) == (3e-5, 10, 16)
     assert train.eval_strategy == "epoch" and train.load_best_model_at_end
+
+
+def run_args(*argv):
+    from mixup_trainer.cli import parse_args
+
+    return parse_args(["--model_name_or_path", "m", "--output_dir", "unused", *argv]).run
 
 
 def test_run_defaults(parse):
@@ -99,11 +108,12 @@ def test_run_defaults(parse):
     assert train.load_best_model_at_end and train.greater_is_better
     assert train.metric_for_best_model == "matthews_correlation"
     # Full checkpoints (exact resume), deleted once the run finishes.
-    assert (train.save_total_limit, train.save_only_model, data.keep_checkpoints) == (1, False, False)
+    assert (train.save_total_limit, train.save_only_model) == (1, False)
     assert data.train_sample_seed == 7
     _, data, train, _ = parse("--task", "sst2", "--save_total_limit", "3", "--train_sample_seed", "5")
     assert train.metric_for_best_model == "accuracy" and train.save_total_limit == 3 and data.train_sample_seed == 5
-    assert data.keep_checkpoints  # asking how many checkpoints to keep keeps them
+    assert run_args("--task", "sst2", "--save_total_limit", "3").keep_checkpoints  # asking how many to keep keeps them
+    assert not run_args("--task", "cola").keep_checkpoints
     # Explicit choices are kept, and defaults that would contradict them are not added.
     _, _, train, _ = parse("--task", "sst2", "--eval_strategy", "no")
     assert train.eval_strategy == "no" and not train.load_best_model_at_end
@@ -123,7 +133,7 @@ def test_boolq_script_defaults(parse):
 
 
 def test_padding_choice(parse):
-    from mixup_trainer.scripts_common import pads_to_max_length
+    from mixup_trainer.run import pads_to_max_length
 
     assert not pads_to_max_length(*parse("--task", "sst2", "--mixup_method", "input")[1:3])
     assert pads_to_max_length(*parse("--task", "sst2", "--mixup_method", "input", "--mixup_padding", "max")[1:3])
@@ -142,13 +152,14 @@ def test_argument_errors(parse):
 def test_output_dir_rules(parse, tmp_path):
     """A folder without run_settings.json is not resumed (it may hold another task's run); a folder
     recording this run resumes its newest full checkpoint. tests/test_safety.py has the rest."""
-    from mixup_trainer.run_safety import prepare_output_dir, run_settings
-    from mixup_trainer.scripts_common import _checkpoint_to_resume
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.output_dir import checkpoint_to_resume, prepare_output_dir, run_settings
 
     def check(*argv):
-        model, data, train, _ = parse("--task", "sst2", "--output_dir", str(out), *argv)
-        prepare_output_dir(train, data.overwrite_output_dir, run_settings(model, data, train))
-        return _checkpoint_to_resume(train, data)
+        args = parse_args(["--model_name_or_path", "m", "--task", "sst2", "--output_dir", str(out), *argv])
+        settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
+        prepare_output_dir(args.training, args.run.overwrite_output_dir, settings)
+        return checkpoint_to_resume(args.training, args.run.overwrite_output_dir)
 
     out = tmp_path / "out"
     checkpoint = out / "checkpoint-5"
@@ -165,12 +176,11 @@ def test_output_dir_rules(parse, tmp_path):
 
 
 def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
-    from mixup_trainer import scripts_common
+    from mixup_trainer import cli
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)  # keep this process's logging as is
     with pytest.raises(ConnectionError, match=r"Hub access is off.*--data_dir.*--train_file"):
-        scripts_common.main(["--task", "cola", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path)])
+        cli.main(["--task", "cola", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path)])
 
 
 # ------------------------------------------------------------------------------------------ real runs
@@ -311,7 +321,7 @@ def test_push_to_hub_keeps_the_model_card_section(tiny_bert, tmp_path, monkeypat
     import types
 
     import transformers.trainer
-    from mixup_trainer import scripts_common
+    from mixup_trainer import cli
 
     uploads = []
 
@@ -327,8 +337,7 @@ def test_push_to_hub_keeps_the_model_card_section(tiny_bert, tmp_path, monkeypat
             return done
 
     monkeypatch.setattr(transformers.trainer, "hf_api", FakeHub)
-    monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)
-    scripts_common.main(["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", tiny_bert,
+    cli.main(["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", tiny_bert,
                          "--mixup_method", "cls", "--max_train_samples", "16", "--max_eval_samples", "16",
                          "--num_train_epochs", "1", "--max_seq_length", "32", "--push_to_hub",
                          "--hub_model_id", "someone/tiny-mixup", "--output_dir", str(tmp_path), "--disable_tqdm",

@@ -100,22 +100,23 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
 # ------------------------------------------------------------------------------------ output folders
 @pytest.fixture(scope="module")
 def parse(tmp_path_factory):
-    from mixup_trainer.scripts_common import parse_args
+    from mixup_trainer.cli import parse_args
 
     def _parse(out, *argv):
         return parse_args(["--model_name_or_path", "m", "--task", "sst2", "--output_dir", str(out), *argv])
+    # (model, data, ...) below: the ScriptArgs fields, as run_glue.py names them
 
     return _parse
 
 
 def _prepare(parse, out, *argv):
     """What main() does before loading anything: (finished results or None, checkpoint to resume)."""
-    from mixup_trainer.run_safety import prepare_output_dir, run_settings
-    from mixup_trainer.scripts_common import _checkpoint_to_resume
+    from mixup_trainer.output_dir import checkpoint_to_resume, prepare_output_dir, run_settings
 
-    model, data, train, _ = parse(out, *argv)
-    finished = prepare_output_dir(train, data.overwrite_output_dir, run_settings(model, data, train))
-    return finished, (None if finished is not None else _checkpoint_to_resume(train, data))
+    args = parse(out, *argv)
+    settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
+    finished = prepare_output_dir(args.training, args.run.overwrite_output_dir, settings)
+    return finished, (None if finished is not None else checkpoint_to_resume(args.training, args.run.overwrite_output_dir))
 
 
 def _checkpoint(folder: Path, *names: str) -> Path:
@@ -144,12 +145,13 @@ def test_settings_recorded_and_other_settings_refused_in_one_line(parse, tmp_pat
     assert "seed" not in message and "--overwrite_output_dir" in message and "new --output_dir" in message
     with pytest.raises(ValueError, match=r"metric_for_best_model: accuracy -> matthews_correlation; task: sst2 -> "
                                          r"cola\)"):
-        from mixup_trainer.run_safety import prepare_output_dir, run_settings
-        from mixup_trainer.scripts_common import parse_args
+        from mixup_trainer.output_dir import prepare_output_dir, run_settings
+        from mixup_trainer.cli import parse_args
 
-        model, data, train, _ = parse_args(["--model_name_or_path", "m", "--task", "cola", "--output_dir", str(out),
-                                            "--mixup_method", "manifold", "--seed", "1"])
-        prepare_output_dir(train, False, run_settings(model, data, train))
+        args = parse_args(["--model_name_or_path", "m", "--task", "cola", "--output_dir", str(out),
+                           "--mixup_method", "manifold", "--seed", "1"])
+        prepare_output_dir(args.training, False, run_settings(args.model, args.data, args.calibration, args.run,
+                                                              args.training))
     # Flags that change neither the model nor the numbers do not make another run.
     assert _prepare(parse, out, "--mixup_method", "manifold", "--seed", "1", "--logging_steps", "3",
                     "--disable_tqdm", "true", "--keep_checkpoints") == (None, str(checkpoint))
@@ -217,16 +219,15 @@ def test_finished_run_is_never_overwritten_unless_asked(parse, tmp_path):
 
 
 def test_finished_identical_rerun_exits_without_loading_anything(parse, tmp_path, monkeypatch):
-    from mixup_trainer import scripts_common
+    from mixup_trainer import cli
 
     out = tmp_path / "run"
     argv = ["--model_name_or_path", "no/such-model", "--task", "sst2", "--data_dir", "/no/such/folder",
             "--output_dir", str(out)]
-    monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)
     with pytest.raises(FileNotFoundError, match="--data_dir /no/such/folder is not a folder"):
-        scripts_common.main(argv)  # an unfinished run goes on to load the data ...
+        cli.main(argv)  # an unfinished run goes on to load the data ...
     (out / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
-    assert scripts_common.main(argv) == {"eval_accuracy": 0.5}  # ... a finished one stops at once
+    assert cli.main(argv) == {"eval_accuracy": 0.5}  # ... a finished one stops at once
 
 
 def test_foreign_folder_refused(parse, tmp_path):
@@ -239,38 +240,39 @@ def test_foreign_folder_refused(parse, tmp_path):
 
 
 def test_atomic_json_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    from mixup_trainer import run_safety
+    from mixup_trainer import output_dir
 
     path = tmp_path / "all_results.json"
-    run_safety.write_json_atomic(path, {"a": 1})
+    output_dir.write_json_atomic(path, {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
 
     def crash(src, dst):
         raise KeyboardInterrupt  # a kill between writing and renaming
 
-    monkeypatch.setattr(run_safety.os, "replace", crash)
+    monkeypatch.setattr(output_dir.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        run_safety.write_json_atomic(path, {"a": 2})
+        output_dir.write_json_atomic(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 # ------------------------------------------------------------------------------ defaults and arguments
 def test_checkpoint_defaults(parse, tmp_path):
-    _, data, train, _ = parse(tmp_path)
-    assert not train.save_only_model and train.save_total_limit == 1 and not data.keep_checkpoints
+    args = parse(tmp_path)
+    train = args.training
+    assert not train.save_only_model and train.save_total_limit == 1 and not args.run.keep_checkpoints
     for flags in (["--keep_checkpoints"], ["--save_total_limit", "2"], ["--save_only_model", "true"]):
-        assert parse(tmp_path, *flags)[1].keep_checkpoints, flags
-    assert not parse(tmp_path, "--save_strategy", "epoch")[1].keep_checkpoints
+        assert parse(tmp_path, *flags).run.keep_checkpoints, flags
+    assert not parse(tmp_path, "--save_strategy", "epoch").run.keep_checkpoints
 
 
 def test_save_strategy_steps_alone_evaluates_at_the_same_steps(parse, tmp_path):
-    _, _, train, _ = parse(tmp_path, "--save_strategy", "steps")
+    train = parse(tmp_path, "--save_strategy", "steps").training
     assert (train.eval_strategy, train.save_strategy) == ("steps", "steps")
     assert (train.eval_steps, train.save_steps) == (500, 500)
     assert train.load_best_model_at_end
-    _, _, train, _ = parse(tmp_path, "--save_strategy", "steps", "--save_steps", "7")
+    train = parse(tmp_path, "--save_strategy", "steps", "--save_steps", "7").training
     assert (train.eval_steps, train.save_steps, train.load_best_model_at_end) == (7, 7, True)
-    _, _, train, _ = parse(tmp_path, "--save_strategy", "no")
+    train = parse(tmp_path, "--save_strategy", "no").training
     assert (train.eval_strategy, train.save_strategy, train.load_best_model_at_end) == ("epoch", "no", False)
 
 
@@ -283,39 +285,34 @@ def test_non_finite_or_negative_alpha_refused(parse, tmp_path, alpha):
 def test_mixup_layers_beyond_the_model_refused_before_any_loading(tiny_bert, tmp_path, monkeypatch):  # noqa: F811
     """Checked against the model's config before data or weights are read: --data_dir does not exist,
     so an error from anything later would be a FileNotFoundError."""
-    from mixup_trainer import scripts_common
+    from mixup_trainer import cli
 
-    monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)
     argv = ["--task", "sst2", "--model_name_or_path", tiny_bert, "--data_dir", "/no/such/folder",
             "--output_dir", str(tmp_path / "run"), "--mixup_method", "manifold"]
-    with pytest.raises(ValueError, match=r"--mixup_layers 0,3,99: level\(s\) \[99\] do not exist in .* which has 2 "
-                                         r"encoder layers \(levels 0..3"):
-        scripts_common.main(argv + ["--mixup_layers", "0,3,99"])
+    with pytest.raises(ValueError, match=r"mixup_layers \[99\] are outside 0..3 for a model with 2 encoder layers"):
+        cli.main(argv + ["--mixup_layers", "0,3,99"])
     assert not (tmp_path / "run").exists()  # refused before the output folder was touched
     with pytest.raises(FileNotFoundError, match="/no/such/folder"):
-        scripts_common.main(argv + ["--mixup_layers", "0,3"])
+        cli.main(argv + ["--mixup_layers", "0,3"])
 
 
 def test_batch_of_one_with_mixing_refused(parse, tmp_path):
-    from mixup_trainer.run_safety import check_run_arguments
-
-    model, data, train, _ = parse(tmp_path, "--mixup_method", "cls", "--per_device_train_batch_size", "1")
     with pytest.raises(ValueError, match=r"--per_device_train_batch_size 1 with --mixup_method cls: a batch of one "
                                          r"row has no partner.*at least 2, or --mixup_method none"):
-        check_run_arguments(model, data, train)
-    check_run_arguments(*parse(tmp_path, "--per_device_train_batch_size", "1")[:3])  # ERM: fine
-    check_run_arguments(*parse(tmp_path, "--mixup_method", "cls", "--per_device_train_batch_size", "2")[:3])
+        parse(tmp_path, "--mixup_method", "cls", "--per_device_train_batch_size", "1")  # refused at parse time
+    parse(tmp_path, "--per_device_train_batch_size", "1")  # ERM: fine
+    parse(tmp_path, "--mixup_method", "cls", "--per_device_train_batch_size", "2")
 
 
 def test_model_card_never_claims_mixup_without_a_mixed_batch():
     from types import SimpleNamespace
 
-    from mixup_trainer.scripts_common import _any_batch_mixed
+    from mixup_trainer.run import any_batch_mixed
 
     mixed = SimpleNamespace(log_history=[{"loss": 0.7, "mixup_lambda": 0.4, "mixup_layer": 2}, {"eval_loss": 0.6}])
     unmixed = SimpleNamespace(log_history=[{"loss": 0.7}, {"loss": 0.6}, {"eval_loss": 0.6}])
-    assert _any_batch_mixed(mixed) and not _any_batch_mixed(unmixed)
-    assert _any_batch_mixed(SimpleNamespace(log_history=[]))  # nothing logged: nothing to contradict
+    assert any_batch_mixed(mixed) and not any_batch_mixed(unmixed)
+    assert any_batch_mixed(SimpleNamespace(log_history=[]))  # nothing logged: nothing to contradict
 
 
 # ------------------------------------------------------------------------------------------ bad data
@@ -342,7 +339,8 @@ def sst2():
      r"train.json, line 2 column 19: not a valid JSON array \(Expecting ',' delimiter\)"),
 ])
 def test_bad_files_refused_with_file_and_line(sst2, tmp_path, name, content, message):
-    from mixup_trainer.tasks import DataFormatError, read_local_file
+    from mixup_trainer.data import read_local_file
+    from mixup_trainer.tasks import DataFormatError
 
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
@@ -353,7 +351,8 @@ def test_bad_files_refused_with_file_and_line(sst2, tmp_path, name, content, mes
 
 
 def test_non_utf8_file_names_file_line_and_byte(sst2, tmp_path):
-    from mixup_trainer.tasks import DataFormatError, read_local_file
+    from mixup_trainer.data import read_local_file
+    from mixup_trainer.tasks import DataFormatError
 
     path = tmp_path / "train.tsv"
     path.write_bytes("sentence\tlabel\ngood\t1\ncaf\u00e9 cr\u00e8me\t0\n".encode("latin-1"))
@@ -364,7 +363,8 @@ def test_non_utf8_file_names_file_line_and_byte(sst2, tmp_path):
 
 
 def test_regression_label_must_be_finite(tmp_path):
-    from mixup_trainer.tasks import DataFormatError, get_task, read_local_file
+    from mixup_trainer.data import read_local_file
+    from mixup_trainer.tasks import DataFormatError, get_task
 
     path = tmp_path / "train.jsonl"
     path.write_text('{"sentence1": "a", "sentence2": "b", "label": NaN}\n')
@@ -373,23 +373,22 @@ def test_regression_label_must_be_finite(tmp_path):
 
 
 def test_header_only_dev_file_refused_before_the_model_loads(tmp_path, monkeypatch):
-    from mixup_trainer import scripts_common
+    from mixup_trainer import cli
     from mixup_trainer.tasks import DataFormatError
 
     (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\n")
-    monkeypatch.setattr(scripts_common, "_setup_logging", lambda args: None)
     with pytest.raises(DataFormatError, match=r"dev.tsv: no examples in the validation file"):
-        scripts_common.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
+        cli.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
                              "--output_dir", str(tmp_path / "run")])
     # The failed run left only its settings: a corrected command may use the folder.
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["run_settings.json"]
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
     with pytest.raises(ValueError, match="--max_eval_samples 0 leaves no validation examples"):
-        scripts_common.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
+        cli.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
                              "--output_dir", str(tmp_path / "run"), "--max_eval_samples", "0"])
     with pytest.raises(ValueError, match="--mixup_method input needs at least 2 training examples to mix, got 1"):
-        scripts_common.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
+        cli.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
                              "--output_dir", str(tmp_path / "run"), "--max_train_samples", "1",
                              "--mixup_method", "input"])
 

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mixup_trainer.tasks import (
-    TASKS,
-    DataFormatError,
-    get_task,
-    load_raw_datasets,
-    read_local_file,
-    sample_rows,
-)
+from mixup_trainer.data import load_raw_datasets, read_local_file, sample_rows
+from mixup_trainer.tasks import TASKS, DataFormatError, get_task
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mixup_trainer.calibration import TEMPERATURE_BOUNDS, calibration_report, fit_temperature
-from mixup_trainer.temperature import final_projection, fold_temperature, split_evaluation
+from mixup_trainer.temperature_scaling import final_projection, fold_temperature, split_evaluation
 
 from conftest import read_sst2
 from test_run_scripts import DATA, run_script
@@ -190,13 +190,10 @@ def test_split_evaluation():
 
 
 def test_argument_checks(tmp_path):
-    from mixup_trainer.scripts_common import parse_args
-    from mixup_trainer.temperature import check_arguments
+    from mixup_trainer.cli import parse_args
 
-    def check(*argv):
-        _, data_args, training_args, task = parse_args(["--model_name_or_path", "m", "--output_dir", str(tmp_path),
-                                                        *argv])
-        check_arguments(data_args, task, training_args)
+    def check(*argv):  # every check runs at parse time
+        parse_args(["--model_name_or_path", "m", "--output_dir", str(tmp_path), *argv])
 
     check("--task", "sst2", "--temperature_scaling")
     with pytest.raises(ValueError, match="regression task"):

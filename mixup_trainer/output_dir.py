@@ -1,4 +1,6 @@
-"""What the run scripts rely on so that nothing is lost and nothing is silently wrong.
+"""The output folder of a run: atomic result files, the settings guard, and its checkpoints.
+
+What the run scripts rely on so that nothing is lost and nothing is silently wrong:
 
 * **Atomic results.** JSON and text results are written to a temporary file in the same folder and
   moved into place with ``os.replace``, so a kill leaves either the old file or the new one, never
@@ -10,9 +12,8 @@
   without touching the results).
 * **Resume is exact or refused.** Only complete checkpoints are resumed (weights and
   ``trainer_state.json``, which the Trainer writes last); a model-only checkpoint would restart the
-  optimizer and the learning-rate schedule, so it is resumed only when the user names it.
-  :class:`ExactLossResume` keeps the running training loss in each checkpoint, which the Trainer
-  itself drops, so a resumed run logs the same losses and ``train_loss`` as an uninterrupted one.
+  optimizer and the learning-rate schedule, so it is resumed only when the user names it
+  (``run_trainer.ExactLossResume`` makes the resumed run's losses exact too).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +95,7 @@ def settings_difference(recorded: dict, current: dict) -> list[str]:
 def _remove_run_outputs(out: Path) -> None:
     """What ``--overwrite_output_dir`` deletes: checkpoints, results and the recorded settings (the
     rest of the folder is overwritten by the new run, other files are left alone)."""
-    for old in out.glob("checkpoint-*"):
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    remove_checkpoints(out)
     for old in [*out.glob("*_results.json"), out / RUN_SETTINGS_FILE]:
         old.unlink(missing_ok=True)
 
@@ -215,107 +212,36 @@ def remove_checkpoints(out: str | os.PathLike) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------- exact loss resume
-class ExactLossResume:
-    """Trainer mixin that keeps the running training loss across a resume, which the Trainer itself
-    starts again at 0.
-
-    The Trainer sums the training loss between logging steps (``_tr_loss``) and over the whole call
-    (``_total_loss_scalar``), and resets both when ``train(resume_from_checkpoint=...)`` starts. A
-    resumed run then logs a first loss averaged over fewer steps than its window claims, and a
-    ``train_loss`` of the resumed part only. This mixin saves the three values in each full
-    checkpoint (one file per process, since each process sums its own losses, written before
-    ``trainer_state.json`` so a complete checkpoint has it) and puts them back when training resumes
-    from it. ``whole_run_train_loss`` is the whole run's mean loss per optimizer step: for an
-    uninterrupted run exactly the Trainer's ``train_loss``, for a resumed one the same number.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.whole_run_train_loss: float | None = None
-        self._resumed_from: str | None = None
-        self.add_callback(_LossStateCallback(self))
-
-    @staticmethod
-    def loss_state_file(process_index: int) -> str:
-        return f"loss_state_{process_index}.json"
-
-    def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if resume_from_checkpoint is True:
-            from transformers.trainer_utils import get_last_checkpoint
-
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-        self._resumed_from = resume_from_checkpoint or None
-        return super().train(resume_from_checkpoint, *args, **kwargs)
-
-    def _save_rng_state(self, output_dir):
-        """Called by every process while it saves a full checkpoint, before trainer_state.json."""
-        super()._save_rng_state(output_dir)
-        write_json_atomic(Path(output_dir, self.loss_state_file(self.args.process_index)), {
-            "tr_loss": float(self._tr_loss.item()), "total_loss": self._total_loss_scalar,
-            "last_logged_step": self._globalstep_last_logged})
+def checkpoint_to_resume(training_args, overwrite: bool) -> str | None:
+    """The checkpoint a training run continues from: the one named by --resume_from_checkpoint, else
+    the newest complete full checkpoint in output_dir (after ``prepare_output_dir`` has checked that
+    the folder holds this same run). A model-only checkpoint is resumed only when named, loudly."""
+    named = training_args.resume_from_checkpoint
+    if named is not None:
+        problem = checkpoint_problem(named)
+        if problem is not None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {named} cannot be resumed: {problem}.")
+        if is_model_only(named):
+            warn_model_only_resume(named)
+        return named
+    out = training_args.output_dir
+    if not training_args.do_train or overwrite or not os.path.isdir(out):
+        return None
+    last = newest_complete_checkpoint(out)
+    if last is not None:
+        if is_model_only(last):
+            raise model_only_refusal(last)
+        logger.warning("Resuming the interrupted run from %s (same settings, see %s/run_settings.json). To start "
+                       "afresh, pass --overwrite_output_dir.", last, out)
+    return last
 
 
-class _LossStateCallback(TrainerCallback):
-    """Restores ExactLossResume's values once the Trainer has reset its own, and computes the
-    whole run's train_loss once training ends (the Trainer logs its final metrics before)."""
-
-    def __init__(self, trainer: ExactLossResume):
-        self.trainer = trainer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        t = self.trainer
-        if t._resumed_from is None:
-            return
-        path = Path(t._resumed_from, t.loss_state_file(args.process_index))
-        if not path.is_file():
-            logger.warning("%s has no %s: the first logged loss and train_loss cover only the resumed steps.",
-                           t._resumed_from, path.name)
-            return
-        import torch
-
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        t._tr_loss = torch.tensor(saved["tr_loss"], device=t._tr_loss.device, dtype=t._tr_loss.dtype)
-        t._total_loss_scalar = saved["total_loss"]
-        t._globalstep_last_logged = saved["last_logged_step"]
-
-    def on_train_end(self, args, state, control, **kwargs):
-        t = self.trainer
-        t.whole_run_train_loss = t._total_loss_scalar / max(state.global_step, 0.001)
-        if state.log_history and "train_loss" in state.log_history[-1]:
-            state.log_history[-1]["train_loss"] = t.whole_run_train_loss
-
-
-# --------------------------------------------------------------------------------- early argument checks
-def check_run_arguments(model_args, data_args, training_args) -> None:
-    """Refuse, before any data or model is loaded, what would otherwise fail late or train wrongly."""
-    from .arguments import parse_layers
-
-    if training_args.do_train and training_args.mixup_enabled and training_args.per_device_train_batch_size < 2:
-        raise ValueError(
-            f"--per_device_train_batch_size {training_args.per_device_train_batch_size} with --mixup_method "
-            f"{training_args.mixup_method}: a batch of one row has no partner, so no batch would be mixed. Use a "
-            "batch size of at least 2, or --mixup_method none."
-        )
-    layers = parse_layers(training_args.mixup_layers)
-    if layers and training_args.mixup_method == "manifold":
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(
-            model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code)
-        from .levels import num_encoder_blocks
-
-        try:
-            n = num_encoder_blocks(config)
-        except ValueError:  # no depth in the config: MixUpTrainer checks the levels on the model itself
-            n = None
-        bad = [k for k in layers if n is not None and k > n + 1]
-        if bad:
-            raise ValueError(
-                f"--mixup_layers {training_args.mixup_layers}: level(s) {bad} do not exist in "
-                f"{model_args.model_name_or_path}, which has {n} encoder layers (levels 0..{n + 1}: 0 = input "
-                f"embeddings, 1..{n} = encoder blocks, {n + 1} = the classifier's input)."
-            )
-        if n is not None:
-            training_args.check_partners_padding([k for k in layers if 1 <= k <= n])
+def finish_run(trainer, keep_checkpoints: bool, all_metrics: dict) -> None:
+    """Delete the checkpoints of a finished training run (unless kept), then write all_results.json,
+    last and atomically: its presence is what marks the run in output_dir as finished."""
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return
+    if trainer.args.do_train and not keep_checkpoints:
+        remove_checkpoints(trainer.args.output_dir)
+    write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)

@@ -1,5 +1,7 @@
-"""Temperature scaling in the run scripts: fit T on calibration examples, score before and after on
+"""Temperature scaling as a step of a run: fit T on calibration examples, score before and after on
 other examples, fold T into the classifier so the saved model is a plain, calibrated model.
+
+The maths (the NLL fit of T) is ``calibration.fit_temperature``; this module is the run's use of it.
 
 Which examples each number covers (written to ``all_results.json`` as ``calibration_source``):
 
@@ -28,36 +30,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .levels import final_projection as find_final_projection
+from .output_dir import write_text_atomic
+
 logger = logging.getLogger(__name__)
 
 TEMPERATURE_FILE = "eval_temperature_scaling.json"
 TS_DIAGRAM_FILE = "eval_ts_reliability_diagram.png"
 
 
-def check_arguments(data_args, task, training_args) -> None:
-    """Refuse inconsistent temperature-scaling flags before anything is trained."""
-    if not data_args.temperature_scaling:
-        if data_args.calibration_file is not None:
-            raise ValueError(
-                "--calibration_file is only used with --temperature_scaling: add that flag, or drop the file."
-            )
-        return
-    if task.is_regression:
-        raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
-    if not training_args.do_eval:
-        raise ValueError("--temperature_scaling scores the evaluation set before and after scaling: add --do_eval.")
-    fraction = data_args.calibration_fraction
-    if data_args.calibration_file is None and not 0.0 < fraction < 1.0:
-        raise ValueError(f"--calibration_fraction must lie strictly between 0 and 1 (e.g. 0.5), got {fraction}.")
-    if data_args.calibration_file is not None and not Path(data_args.calibration_file).is_file():
-        raise FileNotFoundError(f"--calibration_file {data_args.calibration_file} does not exist.")
-
-
 def final_projection(model):
     """The classifier's final projection, where T is folded (the module whose input is MixUp's level n+1)."""
-    from .levels import final_projection as find
-
-    return find(model)[1]
+    return find_final_projection(model)[1]
 
 
 def fold_temperature(model, temperature: float) -> None:
@@ -90,7 +74,7 @@ def _logits(predictions) -> np.ndarray:
 def apply_temperature_scaling(
     trainer,
     task,
-    data_args,
+    cal_args,
     raw_eval,
     eval_logits: np.ndarray,
     tokenize: Callable[[Any], Any],
@@ -106,40 +90,40 @@ def apply_temperature_scaling(
 
     from .calibration import calibration_report, fit_temperature, plot_reliability_diagram
     from .evaluation import make_compute_metrics
-    from .tasks import load_raw_datasets
+    from .data import load_raw_datasets
 
     args = trainer.args
     eval_logits = _logits(eval_logits).astype(np.float64)
     eval_labels, eval_ids = np.asarray(raw_eval["label"]), np.asarray(raw_eval["idx"])
-    if data_args.calibration_file is not None:
-        raw_cal = load_raw_datasets(task, ["validation"], validation_file=data_args.calibration_file)["validation"]
+    if cal_args.calibration_file is not None:
+        raw_cal = load_raw_datasets(task, ["validation"], validation_file=cal_args.calibration_file)["validation"]
         cal_labels = np.asarray(raw_cal["label"])
         if (cal_labels < 0).any():
-            raise ValueError(f"--calibration_file {data_args.calibration_file} has unlabelled rows (label -1); "
+            raise ValueError(f"--calibration_file {cal_args.calibration_file} has unlabelled rows (label -1); "
                              "temperature scaling needs a label for every calibration example.")
         tokenised = tokenize(DatasetDict({"validation": raw_cal}))["validation"]
         cal_logits = _logits(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
         cal_logits = cal_logits.astype(np.float64)
         scored = np.arange(len(eval_labels))
-        source = f"file {data_args.calibration_file} ({len(cal_labels)} examples); all evaluation examples scored"
+        source = f"file {cal_args.calibration_file} ({len(cal_labels)} examples); all evaluation examples scored"
         cal_ids = [int(i) for i in raw_cal["idx"]]
     else:
-        seed = args.seed if data_args.calibration_seed is None else data_args.calibration_seed
-        cal_rows, scored = split_evaluation(len(eval_labels), data_args.calibration_fraction, seed)
+        seed = args.seed if cal_args.calibration_seed is None else cal_args.calibration_seed
+        cal_rows, scored = split_evaluation(len(eval_labels), cal_args.calibration_fraction, seed)
         cal_logits, cal_labels = eval_logits[cal_rows], eval_labels[cal_rows]
-        source = (f"random {data_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
+        source = (f"random {cal_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
                   f"{len(cal_rows)} examples); the other {len(scored)} scored")
         cal_ids = eval_ids[cal_rows].tolist()
 
     temperature = fit_temperature(cal_logits, cal_labels)
     logger.info("Temperature scaling: T = %.4f fitted on %s", temperature, source)
-    compute = make_compute_metrics(task.metric, n_bins=data_args.calibration_bins)
+    compute = make_compute_metrics(task.metric, n_bins=cal_args.calibration_bins)
     logits, labels = eval_logits[scored], eval_labels[scored]
     before = compute((logits, labels))
     after = compute((logits / temperature, labels))
     out = {f"eval_{k}": v for k, v in before.items()}
     out.update({f"eval_ts_{k}": v for k, v in after.items()})
-    if data_args.calibration_file is None:  # eval_loss of the scored rows: the cross-entropy of their logits
+    if cal_args.calibration_file is None:  # eval_loss of the scored rows: the cross-entropy of their logits
         out["eval_loss"] = before["nll"]
     out.update(temperature=temperature, calibration_source=source, calibration_samples=len(cal_labels),
                eval_samples=len(scored))
@@ -147,7 +131,7 @@ def apply_temperature_scaling(
     fold_temperature(trainer.model, temperature)
     trainer.save_model()  # the plain model, now with T folded into its classifier
     if trainer.is_world_process_zero():
-        n_bins = data_args.calibration_bins
+        n_bins = cal_args.calibration_bins
         reports = [calibration_report(x, labels, n_bins=n_bins, from_logits=True)
                    for x in (logits, logits / temperature)]
         plot_reliability_diagram(reports[0], path=os.path.join(args.output_dir, TS_DIAGRAM_FILE), overlay=reports[1],
@@ -157,7 +141,7 @@ def apply_temperature_scaling(
                   "scored_idx": eval_ids[scored].tolist(), "folded_into":
                   "weight and bias of the last nn.Linear with out_features == num_labels", "before": before,
                   "after": after}
-        Path(args.output_dir, TEMPERATURE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        write_text_atomic(Path(args.output_dir, TEMPERATURE_FILE), json.dumps(record, indent=2))
     return out
 
 

@@ -1,0 +1,329 @@
+"""Reading a task's data: local release files (GLUE TSV, CSV, JSON, JSON Lines) or the Hub, in one
+uniform schema; the seeded training sample; and the splits one run needs.
+
+The uniform schema (what ``tasks.Task`` describes):
+
+    <the task's text columns> (str), ``label`` (int class id, float for STS-B, -1 when unlabelled),
+    ``idx`` (int: the file's index/id column, else the row number).
+
+Local files are read as released. GLUE TSVs are not valid CSV (an unmatched ``"`` is common, e.g.
+RTE train row 2164), so they are split on tabs with no quote handling at all (``csv.QUOTE_NONE``);
+a quote-aware reader silently merges rows. Release column names (``#1 String``, ``gold_label``,
+``is_duplicate`` ...) and the Hub names (``sentence1``, ``label`` ...) are both accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .tasks import DataFormatError, Task, find_column, load_hub_split
+
+logger = logging.getLogger(__name__)
+
+LOCAL_EXTENSIONS = (".tsv", ".csv", ".json", ".jsonl")
+
+
+def _read_tsv(path: Path, task: Task) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(column names, [(line number, fields)]) of a GLUE release TSV, header or not.
+
+    The header is recognised by the task's text column names; CoLA's headerless layout by its
+    field count. A row with surplus *empty* fields just before its last field (RTE train row 2164)
+    is repaired by taking the last field as the last column, which in every GLUE TSV is the label;
+    any other row of the wrong width is an error rather than a silently shifted example.
+    """
+    lines = io.StringIO(_read_text(path), newline="")
+    rows = [(n, fields) for n, fields in enumerate(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), 1)
+            if fields]
+    if not rows:
+        raise DataFormatError(f"{path}: the file is empty")
+    first = rows[0][1]
+    if any(find_column(first, task.accepted_names(c)) is not None for c in task.text_columns):
+        header, rows = first, rows[1:]
+    elif task.headerless_columns and len(first) == len(task.headerless_columns):
+        header = list(task.headerless_columns)
+    else:
+        expected = " / ".join(task.accepted_names(task.text_columns[0]))
+        layout = f", or {len(task.headerless_columns)} headerless columns" if task.headerless_columns else ""
+        raise DataFormatError(
+            f"{path}: not a {task.name} TSV: the first line has no {expected!r} column{layout} "
+            f"(first line: {first[:6]})"
+        )
+    width = len(header)
+    fixed = []
+    for n, fields in rows:
+        while len(fields) > width and fields[-1] == "":
+            fields = fields[:-1]  # trailing tab
+        if len(fields) > width and not any(fields[width - 1:-1]):
+            fields = fields[: width - 1] + fields[-1:]
+        if len(fields) != width:
+            raise DataFormatError(
+                f"{path}, line {n}: {len(fields)} tab-separated fields where the header has {width} "
+                f"({header}); fix the row or drop it"
+            )
+        fixed.append((n, fields))
+    return header, fixed
+
+
+def _read_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a byte-order mark is dropped); an undecodable byte is an error
+    naming the file, line and byte rather than a bare UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataFormatError(
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 ({err.reason}); re-save the file as "
+            "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def _read_records(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """CSV (quoted as CSV files are), JSON lines, or a JSON array of objects."""
+    suffix = path.suffix.lower()
+    text = _read_text(path)
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        records = [(n, row) for n, row in enumerate(reader, 2)]
+        return list(reader.fieldnames or []), records
+    if text.lstrip().startswith("["):
+        try:
+            records = list(enumerate(json.loads(text), 1))
+        except json.JSONDecodeError as err:
+            raise DataFormatError(
+                f"{path}, line {err.lineno} column {err.colno}: not a valid JSON array ({err.msg})"
+            ) from None
+    else:
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append((n, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise DataFormatError(f"{path}, line {n}: not JSON ({err.msg})") from None
+    columns = []
+    for _, record in records:
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}: expected JSON objects (one example each), got {type(record).__name__}")
+        columns.extend(k for k in record if k not in columns)
+    return columns, records
+
+
+def label_to_id(value, task: Task, where: str) -> int | float:
+    """Class id (or float score) of a label as files write it: a name, an index, or a bool."""
+    if task.is_regression:
+        try:
+            score = float(value)
+        except (TypeError, ValueError):
+            raise DataFormatError(f"{where}: label {value!r} is not a number (task {task.name} is regression)") from None
+        if isinstance(value, bool) or not np.isfinite(score):
+            raise DataFormatError(f"{where}: label {value!r} is not a finite number (task {task.name} is regression)")
+        return score
+    names = task.label_names
+    if isinstance(value, bool) and len(names) == 2:
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        value = int(value)
+        if 0 <= value < len(names):
+            return value
+    if isinstance(value, str):
+        text = value.strip()
+        lowered = [name.lower() for name in names]
+        if text in names:
+            return names.index(text)
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            return int(text)
+    raise DataFormatError(
+        f"{where}: label {value!r} is not a label of task {task.name}; valid labels: "
+        f"{', '.join(names)} (or their ids 0..{len(names) - 1})"
+    )
+
+
+def read_local_file(path: str | os.PathLike, task: Task, split: str = "train"):
+    """A local file as a ``datasets.Dataset`` in the uniform schema (see the module docstring).
+
+    Text columns must be present under one of their accepted names; so must the label, except for
+    the test split (unlabelled test files get label -1, as on the Hub).
+    """
+    import datasets
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{split} file {path} does not exist")
+    if path.suffix.lower() not in LOCAL_EXTENSIONS:
+        raise DataFormatError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_EXTENSIONS)}")
+    if path.suffix.lower() == ".tsv":
+        header, rows = _read_tsv(path, task)
+        records = [(n, dict(zip(header, fields))) for n, fields in rows]
+    else:
+        header, records = _read_records(path)
+
+    if not records:
+        raise DataFormatError(f"{path}: no examples in the {split} file (it has "
+                              f"{'only a header' if header else 'no rows'})")
+    wanted = list(task.text_columns) + ["label", "idx"]
+    found = {column: find_column(header, task.accepted_names(column)) for column in wanted}
+    missing = [c for c in task.text_columns if found[c] is None]
+    if found["label"] is None and split != "test":
+        missing.append("label")
+    if missing:
+        accepted = "; ".join(f"{c}: {' / '.join(task.accepted_names(c))}" for c in missing)
+        raise DataFormatError(
+            f"{path}: missing column(s) for task {task.name} (accepted names: {accepted}); "
+            f"columns found: {header}"
+        )
+
+    data: dict[str, list] = {column: [] for column in wanted}
+    for row_number, (n, record) in enumerate(records):
+        where = f"{path}, line {n}"
+        for column in task.text_columns:
+            data[column].append(_text_cell(record.get(found[column]), found[column], where))
+        raw_label = record.get(found["label"]) if found["label"] else None
+        if raw_label is None or raw_label == "":
+            if split != "test":
+                raise DataFormatError(f"{where}: no value for the label column {found['label']!r}")
+            data["label"].append(-1)
+        else:
+            data["label"].append(label_to_id(raw_label, task, where))
+        raw_idx = record.get(found["idx"]) if found["idx"] else None
+        data["idx"].append(_as_int(raw_idx, row_number))
+    features = _features(task)
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+def _text_cell(value, column: str, where: str) -> str:
+    """A text cell as it must be: a non-empty string. JSON numbers, booleans, NaN, lists and objects
+    are refused rather than turned into text such as "nan" or "['a']"."""
+    if value is None:
+        raise DataFormatError(f"{where}: no value for column {column!r}")
+    if not isinstance(value, str):
+        raise DataFormatError(
+            f"{where}: column {column!r} holds {type(value).__name__} {value!r}, not text; write it as a string"
+        )
+    if not value.strip():
+        raise DataFormatError(f"{where}: column {column!r} is empty; fill it in or drop the row")
+    return value
+
+
+def _as_int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _features(task: Task):
+    import datasets
+
+    features = {column: datasets.Value("string") for column in task.text_columns}
+    features["label"] = datasets.Value("float32" if task.is_regression else "int64")
+    features["idx"] = datasets.Value("int64")
+    return datasets.Features(features)
+
+
+def find_data_dir_file(data_dir: str | os.PathLike, task: Task, split: str) -> Path | None:
+    for name in task.file_candidates(split):
+        if (Path(data_dir) / name).is_file():
+            return Path(data_dir) / name
+    return None
+
+
+# ------------------------------------------------------------------------------------- loading
+def load_raw_datasets(
+    task: Task,
+    splits=("train", "validation"),
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    cache_dir: str | None = None,
+):
+    """A ``datasets.DatasetDict`` with the requested splits in the uniform schema.
+
+    With no local data at all, every split comes from the Hub. As soon as any local source is
+    given (``data_dir`` or a file), every requested split must be local: mixing a local train set
+    with a Hub validation set is never what the user meant. An explicit file beats ``data_dir``.
+    The test split is optional in ``data_dir`` (GLUE test files are often left out).
+    """
+    import datasets
+
+    files = {"train": train_file, "validation": validation_file, "test": test_file}
+    local = data_dir is not None or any(files.values())
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"--data_dir {data_dir} is not a folder")
+    result = {}
+    for split in splits:
+        if not local:
+            result[split] = load_hub_split(task, split, dataset_name, dataset_config_name, cache_dir)
+            continue
+        path = files[split] or (find_data_dir_file(data_dir, task, split) if data_dir else None)
+        if path is None:
+            if data_dir is not None:
+                found = sorted(p.name for p in Path(data_dir).iterdir())
+                raise FileNotFoundError(
+                    f"--data_dir {data_dir} has no {split} file for task {task.name} (looked for "
+                    f"{', '.join(task.file_candidates(split))}; found {found}). Pass --{split}_file."
+                )
+            raise ValueError(f"No {split} data: pass --{split}_file (or --data_dir) for task {task.name}")
+        result[split] = read_local_file(path, task, split)
+        logger.info("Read %d %s examples from %s", len(result[split]), split, path)
+    return datasets.DatasetDict(result)
+
+
+def sample_rows(dataset, n: int | None, seed: int):
+    """A uniform random sample of ``n`` rows, seeded, kept in file order (all rows if n is None or
+    not smaller than the dataset). Low-resource runs need a random sample: the first N rows of a
+    release file are often sorted by source or label (CoLA is sorted by source)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    if n < 1:
+        raise ValueError(f"max_train_samples must be >= 1, got {n}")
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
+    return dataset.select(rows.tolist())
+
+
+def prepare_data(task: Task, data_args, training_args, model_args, n_bins: int):
+    """(raw DatasetDict of the splits the run needs, data summary for the model card, local sources).
+
+    The training set is a seeded random sample when --max_train_samples is given; evaluation and
+    test sets are cut to their first N rows, as in run_glue.py.
+    """
+    splits = [s for s, on in (("train", training_args.do_train), ("validation", training_args.do_eval),
+                              ("test", training_args.do_predict)) if on]
+    local = {k: v for k, v in (("data_dir", data_args.data_dir), ("train_file", data_args.train_file),
+                               ("validation_file", data_args.validation_file), ("test_file", data_args.test_file)) if v}
+    raw = load_raw_datasets(task, splits, data_args.data_dir, data_args.train_file, data_args.validation_file,
+                            data_args.test_file, data_args.dataset_name, data_args.dataset_config_name,
+                            model_args.cache_dir)
+    summary = {"task": f"{task.name} (best epoch by {task.metric})",
+               "source": ", ".join(f"{k} {v}" for k, v in local.items()) if local
+               else f"Hub: {data_args.dataset_name or task.hub_path}"}
+    if "train" in raw:
+        n_all = len(raw["train"])
+        raw["train"] = sample_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
+        summary["training examples"] = (
+            f"{len(raw['train'])} of {n_all} (random sample, seed {data_args.train_sample_seed})"
+            if len(raw["train"]) < n_all else f"{n_all} (all)")
+        logger.info("Training on %s examples", summary["training examples"])
+    for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
+        if split in raw and limit is not None:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    if "train" in raw and training_args.mixup_enabled and len(raw["train"]) < 2:
+        raise ValueError(f"--mixup_method {training_args.mixup_method} needs at least 2 training examples to mix, "
+                         f"got {len(raw['train'])}: give more data, or --mixup_method none.")
+    if "validation" in raw:
+        summary["evaluation examples"] = len(raw["validation"])
+    summary["max_seq_length"] = data_args.max_seq_length
+    summary["calibration bins"] = n_bins
+    return raw, summary, local

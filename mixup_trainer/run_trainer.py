@@ -1,0 +1,104 @@
+"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly and writes the run's
+model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from .output_dir import write_json_atomic
+from .trainer import MixUpTrainer
+
+logger = logging.getLogger(__name__)
+
+
+class ExactLossResume:
+    """Trainer mixin that keeps the running training loss across a resume, which the Trainer itself
+    starts again at 0.
+
+    The Trainer sums the training loss between logging steps (``_tr_loss``) and over the whole call
+    (``_total_loss_scalar``), and resets both when ``train(resume_from_checkpoint=...)`` starts. A
+    resumed run then logs a first loss averaged over fewer steps than its window claims, and a
+    ``train_loss`` of the resumed part only. This mixin saves the three values in each full
+    checkpoint (one file per process, since each process sums its own losses, written before
+    ``trainer_state.json`` so a complete checkpoint has it) and puts them back when training resumes
+    from it. ``whole_run_train_loss`` is the whole run's mean loss per optimizer step: for an
+    uninterrupted run exactly the Trainer's ``train_loss``, for a resumed one the same number.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.whole_run_train_loss: float | None = None
+        self._resumed_from: str | None = None
+        self.add_callback(_LossStateCallback(self))
+
+    @staticmethod
+    def loss_state_file(process_index: int) -> str:
+        return f"loss_state_{process_index}.json"
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if resume_from_checkpoint is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+        self._resumed_from = resume_from_checkpoint or None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_rng_state(self, output_dir):
+        """Called by every process while it saves a full checkpoint, before trainer_state.json."""
+        super()._save_rng_state(output_dir)
+        write_json_atomic(Path(output_dir, self.loss_state_file(self.args.process_index)), {
+            "tr_loss": float(self._tr_loss.item()), "total_loss": self._total_loss_scalar,
+            "last_logged_step": self._globalstep_last_logged})
+
+
+class _LossStateCallback(TrainerCallback):
+    """Restores ExactLossResume's values once the Trainer has reset its own, and computes the
+    whole run's train_loss once training ends (the Trainer logs its final metrics before)."""
+
+    def __init__(self, trainer: ExactLossResume):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        t = self.trainer
+        if t._resumed_from is None:
+            return
+        path = Path(t._resumed_from, t.loss_state_file(args.process_index))
+        if not path.is_file():
+            logger.warning("%s has no %s: the first logged loss and train_loss cover only the resumed steps.",
+                           t._resumed_from, path.name)
+            return
+        import torch
+
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        t._tr_loss = torch.tensor(saved["tr_loss"], device=t._tr_loss.device, dtype=t._tr_loss.dtype)
+        t._total_loss_scalar = saved["total_loss"]
+        t._globalstep_last_logged = saved["last_logged_step"]
+
+    def on_train_end(self, args, state, control, **kwargs):
+        t = self.trainer
+        t.whole_run_train_loss = t._total_loss_scalar / max(state.global_step, 0.001)
+        if state.log_history and "train_loss" in state.log_history[-1]:
+            state.log_history[-1]["train_loss"] = t.whole_run_train_loss
+
+
+class RunScriptTrainer(ExactLossResume, MixUpTrainer):
+    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``) and whose model card is
+    the run's (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates
+    the card through ``create_model_card``, so the card is built there rather than after it."""
+
+    card_info: dict | None = None
+
+    def create_model_card(self, *args, model_name=None, tags=None, **kwargs):
+        if self.card_info is None:
+            return super().create_model_card(*args, model_name=model_name, tags=tags, **kwargs)
+        if self.is_world_process_zero():
+            from .model_card import build_model_card
+
+            tags = [tags] if isinstance(tags, str) else tags
+            card = build_model_card(self, model_name=model_name, tags=tags, **self.card_info)
+            card.save(os.path.join(self.args.output_dir, "README.md"))

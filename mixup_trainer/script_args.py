@@ -1,0 +1,274 @@
+"""The run scripts' arguments: the dataclasses behind the flags, and every check that can be made
+before any data or model is loaded.
+
+Five dataclasses make the flags (one flat command line, or one flat JSON config):
+``ModelArguments`` and ``DataTrainingArguments`` as in transformers' ``run_glue.py``;
+``CalibrationArguments`` (what evaluation reports, temperature scaling); ``RunArguments`` (the output
+folder, the paper's defaults, comparison mode); and the engine's ``MixUpTrainingArguments``.
+Each checks its own fields in ``__post_init__``; :func:`check_arguments` checks the combinations.
+``cli.parse_args`` reads the command line once (adding the scripts' defaults) into a
+:class:`ScriptArgs`; a comparison builds each of its runs from those same values
+(:meth:`ScriptArgs.for_run`), so nothing is parsed twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from .arguments import MixUpTrainingArguments, parse_layers
+from .mixing import MIXUP_METHODS
+from .tasks import Task
+
+BASELINE = "none"
+
+
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune (as in run_glue.py), plus the dropout of the paper's Table 6."""
+
+    model_name_or_path: str = field(metadata={"help": "Hub model id or local folder, e.g. bert-base-uncased."})
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+    model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models or data."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom code from the Hub."})
+    hidden_dropout_prob: float | None = field(
+        default=None, metadata={"help": "Override the model's hidden dropout (the paper: 0.1). Default: keep it."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "Load a checkpoint whose classifier head has another number of labels."}
+    )
+
+
+
+@dataclass
+class DataTrainingArguments:
+    """Which data, how much of it, and how it is tokenised."""
+
+    task: str | None = field(
+        default=None,
+        metadata={"aliases": ["--task_name"], "help": "Task name: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, "
+                  "wnli, imdb, ag_news, boolq."},
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset to use instead of the task's default (e.g. google/boolq)."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Config of --dataset_name."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder in the original release layout (GLUE: train.tsv, dev.tsv, optional test.tsv; "
+                  "MNLI: dev_matched.tsv; BoolQ: train.jsonl, val.jsonl)."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json or jsonl."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation data: csv, tsv, json or jsonl."})
+    test_file: str | None = field(default=None, metadata={"help": "Prediction data (labels optional)."})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Longer inputs are truncated. Default: the task's (128; BoolQ 256)."}
+    )
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every example to max_seq_length (else pad each batch to its longest)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a random sample of this many examples (low-resource runs)."}
+    )
+    train_sample_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the --max_train_samples sample. Default: --seed."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Predict on the first N examples."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-run tokenisation of cached Hub datasets."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+
+
+@dataclass
+class RunArguments:
+    """What happens to the output folder, and comparison mode (see ``compare.py``)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders, *_results.json "
+                  "and run_settings.json) instead of resuming the run recorded there, or refusing another run."},
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "Keep the checkpoint-* folders when training finishes (default: delete them, keeping only "
+                  "the final model; also kept when --save_total_limit or --save_only_model is given)."},
+    )
+    paper_defaults: bool = field(
+        default=False,
+        metadata={"help": "Use the paper's Table 6 values for the task (learning rate, epochs, batch size 16, "
+                  "alpha, max length, dropout 0.1); flags you give explicitly win."},
+    )
+    compare: str | None = field(
+        default=None,
+        metadata={"help": "Comparison mode: train these MixUp methods (comma-separated, e.g. manifold or cls,manifold) "
+                  "and the baseline none on the same data and seeds, one run per folder in --output_dir, and write "
+                  "a side-by-side report there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
+    )
+    compare_seeds: str | None = field(
+        default=None, metadata={"help": "Seeds of the comparison, comma-separated (e.g. 42,43,44). Default: --seed."}
+    )
+
+    def __post_init__(self):
+        self.compare_methods, self.compare_seed_list  # noqa: B018 (validated at parse time)
+
+    @property
+    def compare_seed_list(self) -> list[int] | None:
+        return parse_list(self.compare_seeds, "compare_seeds", int) if self.compare_seeds else None
+
+    @property
+    def compare_methods(self) -> list[str] | None:
+        """The compared methods, the baseline first (None outside comparison mode)."""
+        if self.compare is None:
+            return None
+        methods = parse_list(self.compare, "compare")
+        unknown = sorted(set(methods) - set(MIXUP_METHODS))
+        if unknown:
+            raise ValueError(f"--compare {self.compare}: unknown method(s) {unknown}; choose from {MIXUP_METHODS}.")
+        methods = [BASELINE] + [m for m in methods if m != BASELINE]
+        if len(methods) == 1:
+            raise ValueError(f"--compare {self.compare}: name a MixUp method to compare with the baseline, e.g. "
+                             "--compare manifold (the baseline none is always included).")
+        return methods
+
+
+def parse_list(text: str, what: str, cast=str) -> list:
+    """'a, b,a' -> ['a', 'b'] (cast, de-duplicated), with a one-line error for an empty or bad list."""
+    try:
+        items = [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError(f"--{what} {text!r}: give a comma-separated list, e.g. --compare manifold "
+                         "or --compare_seeds 42,43,44.")
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class CalibrationArguments:
+    """What the evaluation reports beyond the task metric: binning, and temperature scaling."""
+
+    calibration_bins: int = field(default=15, metadata={"help": "Equal-width bins of ECE/MCE and the diagram."})
+    temperature_scaling: bool = field(
+        default=False,
+        metadata={"help": "Fit a temperature T on calibration examples, report eval_ts_* beside eval_* on the same "
+                  "scored examples, and save the model with T folded into its classifier (see temperature_scaling.py)."},
+    )
+    calibration_file: str | None = field(
+        default=None,
+        metadata={"help": "Calibration examples for --temperature_scaling (csv, tsv, json or jsonl, labelled); the "
+                  "whole evaluation set is then scored. Default: split the evaluation set."},
+    )
+    calibration_fraction: float = field(
+        default=0.5, metadata={"help": "Without --calibration_file: the random fraction of the evaluation set that T "
+                               "is fitted on; every eval_* number then covers the other examples only."}
+    )
+    calibration_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the --calibration_fraction split. Default: --seed."}
+    )
+
+    def __post_init__(self):
+        if self.calibration_bins < 1:
+            raise ValueError(f"--calibration_bins must be a positive number of bins (e.g. 15), got {self.calibration_bins}.")
+        if not self.temperature_scaling:
+            if self.calibration_file is not None:
+                raise ValueError(
+                    "--calibration_file is only used with --temperature_scaling: add that flag, or drop the file.")
+            return
+        fraction = self.calibration_fraction
+        if self.calibration_file is None and not 0.0 < fraction < 1.0:
+            raise ValueError(f"--calibration_fraction must lie strictly between 0 and 1 (e.g. 0.5), got {fraction}.")
+        if self.calibration_file is not None and not Path(self.calibration_file).is_file():
+            raise FileNotFoundError(f"--calibration_file {self.calibration_file} does not exist.")
+
+
+DATACLASS_TYPES = (ModelArguments, DataTrainingArguments, CalibrationArguments, RunArguments, MixUpTrainingArguments)
+
+
+@dataclass
+class ScriptArgs:
+    """One run's parsed arguments, and the values they were built from (for a comparison's runs)."""
+
+    model: ModelArguments
+    data: DataTrainingArguments
+    calibration: CalibrationArguments
+    run: RunArguments
+    training: MixUpTrainingArguments
+    task: Task
+    values: dict = field(repr=False)
+    explicit: frozenset = field(repr=False)
+
+    def for_run(self, **overrides) -> "ScriptArgs":
+        """The same arguments with ``overrides`` given explicitly (a comparison's method, seed, folder)."""
+        return build_args({**self.values, **overrides}, self.explicit | set(overrides), self.task)
+
+
+def build_args(values: dict, explicit: frozenset, task: Task) -> ScriptArgs:
+    """The dataclasses from parsed values (defaults already added), checked by :func:`check_arguments`."""
+    model, data, calibration, run, training = HfArgumentParser(DATACLASS_TYPES).parse_dict(values)
+    if data.max_seq_length is None:
+        data.max_seq_length = task.max_seq_length
+    if data.train_sample_seed is None:
+        data.train_sample_seed = training.seed
+    args = ScriptArgs(model, data, calibration, run, training, task, values, explicit)
+    check_arguments(args)
+    return args
+
+
+def check_arguments(args: ScriptArgs) -> None:
+    """Refuse, before any data or model is loaded, what would otherwise fail late or train wrongly."""
+    training, task = args.training, args.task
+    if args.calibration.temperature_scaling:
+        if task.is_regression:
+            raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
+        if not training.do_eval:
+            raise ValueError("--temperature_scaling scores the evaluation set before and after scaling: add --do_eval.")
+    for flag, split, value in (("max_eval_samples", "validation", args.data.max_eval_samples),
+                               ("max_predict_samples", "test", args.data.max_predict_samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag} {value} leaves no {split} examples: give a positive number, or leave the "
+                             "flag out.")
+    if args.run.compare is not None:
+        _check_comparison(args)
+    if training.do_train and training.mixup_enabled and training.per_device_train_batch_size < 2:
+        raise ValueError(
+            f"--per_device_train_batch_size {training.per_device_train_batch_size} with --mixup_method "
+            f"{training.mixup_method}: a batch of one row has no partner, so no batch would be mixed. Use a "
+            "batch size of at least 2, or --mixup_method none."
+        )
+    if training.mixup_method == "manifold" and parse_layers(training.mixup_layers):
+        _check_layers_exist(args.model, training)
+
+
+def _check_comparison(args: ScriptArgs) -> None:
+    training = args.training
+    if "mixup_method" in args.explicit:
+        raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; "
+                         "drop --mixup_method.")
+    if args.run.compare_seeds and "seed" in args.explicit:
+        raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
+    no_eval = getattr(training.eval_strategy, "value", None) == "no"
+    if not (training.do_train and training.do_eval) or no_eval:
+        raise ValueError("A comparison trains and evaluates during training: drop --do_train/--do_eval-only "
+                         "flags and --eval_strategy no.")
+
+
+def _check_layers_exist(model_args: ModelArguments, training: MixUpTrainingArguments) -> None:
+    """--mixup_layers against the depth the model's config states (MixUpTrainer checks the model
+    itself when the config states none)."""
+    from transformers import AutoConfig
+
+    from .levels import num_encoder_blocks
+
+    config = AutoConfig.from_pretrained(
+        model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code)
+    try:
+        n = num_encoder_blocks(config)
+    except ValueError:
+        return
+    training.mixup_levels(n)  # refuses levels outside 0..n+1 and permutation partners inside the encoder
