@@ -7,7 +7,9 @@ scored in. ``labels`` is ``[N]`` integer class ids. Lists, numpy arrays and torc
 device, with grad, in any float dtype) are accepted; everything is computed in float64.
 
 Probability rows must sum to 1 within ``ROW_SUM_TOLERANCE``, except half-precision ones: a bf16 or
-fp16 tensor/array gets its dtype's epsilon. Such rows are renormalised, a change below that epsilon.
+fp16 tensor/array gets its dtype's epsilon, and so does a *list* whose values are all exactly
+representable in bf16 (or fp16) -- the dtype is lost in a list (``evaluate`` and JSON hand over
+lists), but the values still show it. Such rows are renormalised, a change below that epsilon.
 
 Bad input raises ``ValueError`` naming the problem and the fix; nothing here returns a number for it.
 """
@@ -27,6 +29,7 @@ ROW_SUM_TOLERANCE = 1e-4
 #: row of them sums to 1 only within half their machine epsilon (measured: up to 0.4 eps for softmax
 #: outputs of 2..1000 classes); such inputs get their dtype's epsilon as tolerance instead.
 HALF_PRECISION_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10}
+_warned = set()  # the kinds of input already warned about (once per process, like transformers' warning_once)
 
 
 def _check_n_bins(n_bins: Any) -> int:
@@ -59,16 +62,46 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} could not be read as an array ({err}); pass a rectangular [N, C] array.") from None
 
 
+def _half_precision_of_list(preds: np.ndarray) -> str | None:
+    """"bfloat16" or "float16" when every value of a list input is exactly representable in that
+    dtype (bfloat16: a float32 whose low 16 bits are zero), else None: a list has no dtype, but
+    half-precision values keep their shape through float64 and JSON."""
+    with np.errstate(over="ignore"):
+        single = preds.astype(np.float32)
+        if (single == preds).all() and not (single.view(np.uint32) & 0xFFFF).any():
+            return "bfloat16"
+        if (preds.astype(np.float16) == preds).all():
+            return "float16"
+    return None
+
+
 def _renormalise_half_precision(predictions: Any, preds: np.ndarray) -> np.ndarray:
     """Rows of bf16/fp16 probabilities sum to 1 only within their dtype's epsilon: check them
     against it and renormalise (a change below that epsilon) so that the float64 checks downstream
-    hold. Other inputs are returned unchanged, for the strict check in :func:`_top_label`.
+    hold. A tensor or array says so by its dtype (always renormalised); a list is read as half
+    precision only when its rows miss the float tolerance and its values fit bf16 or fp16 exactly
+    (warned once). Anything else is returned unchanged, for the strict check in :func:`_top_label`.
     """
     name = str(getattr(predictions, "dtype", "")).removeprefix("torch.")
-    if name not in HALF_PRECISION_EPS:
+    if name not in HALF_PRECISION_EPS and not isinstance(predictions, (list, tuple)):
         return preds
     row_sums = preds.sum(axis=1, keepdims=True)
     worst = float(np.abs(row_sums - 1.0).max())
+    if name not in HALF_PRECISION_EPS:  # a list: guess from the values, only when the rows need it
+        if not worst > ROW_SUM_TOLERANCE:  # (also NaN: left to the NaN check)
+            return preds
+        name = _half_precision_of_list(preds)
+        if name is None:
+            return preds
+        if worst <= HALF_PRECISION_EPS[name] and name not in _warned:
+            _warned.add(name)
+            warnings.warn(
+                f"Probability rows given as a list sum to 1 only within {name} rounding (worst off by {worst:.3g}); "
+                f"they are read as {name} probabilities and renormalised. Pass the tensor itself (its dtype says "
+                "so) or float32 probabilities to avoid this guess. (Shown once.)",
+                UserWarning,
+                stacklevel=4,
+            )
     eps = HALF_PRECISION_EPS[name]
     if worst > eps:
         raise ValueError(f"probability rows must sum to 1 (within {eps:.3g} for {name}); the worst row is off by "
