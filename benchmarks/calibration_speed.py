@@ -48,6 +48,7 @@ def main():
     from torchmetrics.functional.classification import multiclass_calibration_error
 
     from mixup_trainer.calibration import (
+        aurc,
         bootstrap_calibration_error,
         calibration_report,
         expected_calibration_error,
@@ -79,6 +80,7 @@ def main():
         ("mixup_trainer_classwise_ece", lambda: expected_calibration_error(probs, labels, classwise=True)),
         ("mixup_trainer_calibration_report_from_logits", lambda: calibration_report(logits, labels, from_logits=True)),
         ("mixup_trainer_smooth_ece", lambda: smooth_ece(probs, labels)),
+        ("mixup_trainer_aurc", lambda: aurc(probs, labels)),
     ):
         fn()
         print(f"{name} seconds={statistics.median(seconds(fn) for _ in range(3)):.4f}")

@@ -4,6 +4,7 @@ from .arguments import MixUpTrainingArguments
 from .calibration import (
     BootstrapInterval,
     CalibrationReport,
+    aurc,
     bootstrap_calibration_error,
     brier_score,
     calibration_report,
@@ -14,6 +15,8 @@ from .calibration import (
     negative_log_likelihood,
     overconfidence,
     plot_reliability_diagram,
+    plot_risk_coverage,
+    risk_coverage_curve,
     smooth_ece,
 )
 from .collator import MixUpDataCollator
@@ -28,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BootstrapInterval",
     "CalibrationReport",
+    "aurc",
     "bootstrap_calibration_error",
     "classwise_calibration_error",
     "fit_temperature",
@@ -42,6 +46,8 @@ __all__ = [
     "maximum_calibration_error",
     "negative_log_likelihood",
     "plot_reliability_diagram",
+    "plot_risk_coverage",
+    "risk_coverage_curve",
     "MixUpBertForSequenceClassification",
     "MixUpDataCollator",
     "MixUpHooks",

@@ -8,7 +8,7 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from mixup_trainer.calibration import calibration_report, expected_calibration_error, smooth_ece
+from mixup_trainer.calibration import aurc, calibration_report, expected_calibration_error, smooth_ece
 from mixup_trainer.evaluation import ECE_METRIC_PATH, make_compute_metrics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,7 +39,8 @@ def test_classification_metrics(metric, n_classes):
                                                            binning="equal_mass"),
                 "classwise_ece": expected_calibration_error(logits, labels, n_bins=10, from_logits=True,
                                                             classwise=True),
-                "smece": smooth_ece(logits, labels, from_logits=True)}
+                "smece": smooth_ece(logits, labels, from_logits=True),
+                "aurc": aurc(logits, labels, from_logits=True)}
     # the signed gap, from an independent softmax: mean top-label confidence − accuracy
     expected["overconfidence"] = softmax(logits.astype(np.float64), axis=-1).max(-1).mean() - expected["accuracy"]
     if metric == "matthews_correlation":
@@ -107,7 +108,7 @@ def test_trainer_evaluate_reports_calibration(tmp_path):
     trainer = Trainer(model=model, args=args, eval_dataset=data, compute_metrics=make_compute_metrics("f1"))
     metrics = trainer.evaluate()
 
-    for key in ("eval_accuracy", "eval_f1", "eval_ece", "eval_mce"):
+    for key in ("eval_accuracy", "eval_f1", "eval_ece", "eval_mce", "eval_aurc"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["eval_ece"] <= metrics["eval_mce"]
     assert 0.0 <= metrics["eval_brier"] <= 2.0

@@ -5,6 +5,8 @@ helpers are imported absolutely from the installed `mixup_trainer` package (a re
 break there). All arithmetic lives in `mixup_trainer.calibration`; this file only adapts the inputs.
 """
 
+import os
+
 import datasets
 import evaluate
 import numpy as np
@@ -43,7 +45,7 @@ Args:
     binning (str): "equal_width" (default: bins (m/n, (m+1)/n]) or "equal_mass" (adaptive: sorted by
         confidence, n_bins bins of equal count).
     classwise (bool): classwise ECE (Kull et al., 2019) instead of top-label; default False.
-    detailed (bool): also return MCE, RMSCE, overconfidence, Brier, NLL, accuracy and the per-bin data.
+    detailed (bool): also return MCE, RMSCE, overconfidence, Brier, NLL, accuracy, AURC and the per-bin data.
     n_bins, norm, from_logits, confidence, binning, classwise and detailed can also be given to
     `evaluate.load(...)`, which
     makes them the defaults of that instance (useful with `evaluate.combine`, which passes the same
@@ -52,8 +54,8 @@ Returns:
     expected_calibration_error (float): the calibration error under `norm`, in [0, 1].
     With detailed=True also: maximum_calibration_error, rms_calibration_error (top-label, with the
     chosen binning), overconfidence (mean confidence - accuracy), brier_score (multiclass
-    form, in [0, 2]), negative_log_likelihood, accuracy, bin_edges, bin_counts, bin_accuracy and
-    bin_confidence (lists; None for empty bins).
+    form, in [0, 2]), negative_log_likelihood, accuracy, aurc (area under the risk-coverage curve,
+    lower is better), bin_edges, bin_counts, bin_accuracy and bin_confidence (lists; None for empty bins).
 Examples:
     >>> ece = evaluate.load("path/to/mixup_trainer/metrics/expected_calibration_error")
     >>> ece.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
@@ -92,12 +94,48 @@ class ExpectedCalibrationError(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Add a batch of predictions and references; an empty batch is refused here because evaluate
-        infers the input form from the first example and fails with an IndexError on none.
+        infers the input form from the first example and fails with an IndexError on none. A batch
+        that fails discards every pending batch (see `compute`).
         """
-        for name, column in (("predictions", predictions), ("references", references)):
-            if column is not None and len(column) == 0:
-                raise ValueError(f"{name} is empty: the calibration error needs at least one example.")
-        return super().add_batch(predictions=predictions, references=references, **kwargs)
+        try:
+            for name, column in (("predictions", predictions), ("references", references)):
+                if column is not None and len(column) == 0:
+                    raise ValueError(f"{name} is empty: the calibration error needs at least one example.")
+            return super().add_batch(predictions=predictions, references=references, **kwargs)
+        except Exception as err:
+            self._discard_pending(err)
+            raise
+
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """Compute the calibration error of the pending batches plus `predictions` / `references`.
+
+        A call that raises leaves the module empty, ready for the next call. `evaluate` itself keeps
+        what a failed call left behind: the writer of a batch that could not be encoded (with the
+        input form inferred from it, so every later batch is refused), or the cache file and its lock
+        when the arithmetic refused the data (so the next call read stale rows or failed).
+        """
+        try:
+            return super().compute(predictions=predictions, references=references, **kwargs)
+        except Exception as err:
+            self._discard_pending(err)
+            raise
+
+    def _discard_pending(self, err):
+        """Drop the pending batches, the writer, the cache files and their locks (idempotent)."""
+        if self.writer is not None:
+            self.writer.close()
+        paths = [*(self.file_paths or []), *([self.cache_file_name] if self.cache_file_name else [])]
+        for lock in [*(self.filelocks or []), self.filelock]:
+            if lock is not None and lock.is_locked:
+                lock.release()
+        for path in dict.fromkeys(paths):  # keep_in_memory=False: the rows went to this file
+            if os.path.exists(path):
+                os.remove(path)
+        self.writer = self.buf_writer = self.data = self.selected_feature_format = None
+        self.cache_file_name = self.filelock = self.file_paths = self.filelocks = None
+        note = "The ECE module discarded its pending batches; the next call starts empty."
+        if hasattr(err, "add_note") and note not in getattr(err, "__notes__", ()):  # Python >= 3.11
+            err.add_note(note)
 
     def _compute(self, predictions, references, **kwargs):
         unknown = set(kwargs) - set(self._defaults)
@@ -105,11 +143,13 @@ class ExpectedCalibrationError(evaluate.Metric):
             raise ValueError(f"Unknown arguments {sorted(unknown)}: expected some of {sorted(self._defaults)}.")
         options = {**self._defaults, **kwargs}
         try:
-            predictions = np.asarray(predictions, dtype=np.float64)
+            np.asarray(predictions, dtype=np.float64)
         except ValueError:
             raise ValueError(
                 "predictions rows have different lengths: give every example one value per class."
             ) from None
+        # Passed on as the list evaluate returns: a list keeps no dtype, and mixup_trainer.calibration reads
+        # half-precision probabilities (rows summing to 1 only within bf16/fp16 rounding) from its values.
         report = calibration_report(
             predictions,
             np.asarray(references),
@@ -137,6 +177,7 @@ class ExpectedCalibrationError(evaluate.Metric):
                 brier_score=report.brier,
                 negative_log_likelihood=report.nll,
                 accuracy=report.accuracy,
+                aurc=report.aurc,
                 **{key: details[key] for key in ("bin_edges", "bin_counts", "bin_accuracy", "bin_confidence")},
             )
         return result
