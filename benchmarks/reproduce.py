@@ -207,22 +207,15 @@ def table(runs: list[dict], task: str, key: str) -> str:
 
 def plot_reliability(runs: list[dict], task: str, out_dir: Path) -> list[str]:
     """One reliability diagram per method, from the predictions of all its seeds pooled."""
-    import numpy as np
-
     from mixup_trainer.calibration import calibration_report, plot_reliability_diagram
+    from mixup_trainer.compare import pooled_predictions
 
     paths = []
     by_method = {}
     for r in runs:
         by_method.setdefault(r["method"], []).append(r)
     for method, group in by_method.items():
-        probs, labels = [], []
-        for r in group:
-            for line in open(Path(r["out"]) / "eval_predictions.jsonl", encoding="utf-8"):
-                row = json.loads(line)
-                probs.append(row["probs"])
-                labels.append(row["label"])
-        report = calibration_report(np.asarray(probs), np.asarray(labels))
+        report = calibration_report(*pooled_predictions([r["out"] for r in group]))
         path = out_dir / f"reliability_{task}_{method}.png"
         plot_reliability_diagram(report, path=str(path), title=f"{task} n={group[0]['train_size'] or 'all'}, {method} "
                                  f"({len(group)} seeds pooled)")
@@ -234,30 +227,14 @@ def plot_reliability(runs: list[dict], task: str, out_dir: Path) -> list[str]:
 
 
 def plot_test_loss(runs: list[dict], task: str, out_dir: Path) -> str:
-    """Test loss per training step, baseline vs MixUp methods, mean over seeds (paper's Appendix D)."""
-    import matplotlib
+    """Test loss per training step, baseline vs MixUp methods, per seed and their mean (Appendix D)."""
+    from mixup_trainer.compare import plot_loss_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    by_method = {}
-    for r in runs:
-        by_method.setdefault(r["method"], []).append(r)
-    for method in [m for m in METHODS if m in by_method]:
-        curves = [{h["step"]: h["eval_loss"] for h in r["log_history"] if "eval_loss" in h} for r in by_method[method]]
-        steps = sorted(set.intersection(*(set(c) for c in curves)))
-        mean = [np.mean([c[s] for c in curves]) for s in steps]
-        ax.plot(steps, mean, marker="o", label=f"{method} ({len(curves)} seeds)")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test (dev) loss")
-    ax.set_title(f"{task}, n={runs[0]['train_size'] or 'all'}: test loss during training")
-    ax.legend()
+    curves = {m: [{h["step"]: h["eval_loss"] for h in r["log_history"] if "eval_loss" in h}
+                  for r in runs if r["method"] == m] for m in METHODS if any(r["method"] == m for r in runs)}
     path = out_dir / f"test_loss_{task}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_loss_curves(curves, path, f"{task}, n={runs[0]['train_size'] or 'all'}: test loss during training",
+                     xlabel="training step")
     return path.name
 
 
@@ -466,16 +443,12 @@ def run_pool(tables: list[str], runs_dir: Path, seeds: list[int], jobs: int, fix
 
 
 def paired_difference(runs: list[dict], variant: str, baseline: str, key: str, scale: float = 100.0):
-    """Mean ± s.e. over seeds of (variant − baseline) on the same seed, hence the same training
-    sample and initialisation; None where no seed has both. Returns (mean, se, n)."""
-    from mixup_trainer.compare import mean_se
+    """(mean, se, n) over seeds of (variant − baseline) on the same seed (the comparison mode's
+    paired_difference); None where no seed has both."""
+    from mixup_trainer.compare import paired_difference as paired
 
-    by = {(r["variant"], r["seed"]): value_of(r, key) for r in runs}
-    seeds = sorted(s for v, s in by if v == variant and (baseline, s) in by)
-    if not seeds:
-        return None
-    mean, se = mean_se([scale * (by[variant, s] - by[baseline, s]) for s in seeds])
-    return mean, se, len(seeds)
+    d = paired({(r["variant"], r["seed"]): value_of(r, key) for r in runs}, variant, baseline, scale)
+    return None if d is None else (d["mean"], d["se"], d["n"])
 
 
 def value_of(run: dict, key: str) -> float:

@@ -34,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .script_args import BASELINE
+from .output_dir import write_text_atomic
+from .script_args import BASELINE, arm_overrides
 
-REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png")
+REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png", "risk_coverage.png")
 # (key suffix, column title); the task metric comes first. Missing keys (regression) are left out.
-COLUMNS = (("loss", "test loss"), ("ece", "ECE"), ("overconfidence", "gap (conf − acc)"), ("nll", "NLL"))
+COLUMNS = (("loss", "test loss"), ("ece", "ECE"), ("overconfidence", "gap (conf − acc)"), ("nll", "NLL"),
+           ("aurc", "AURC"))
 
 
 def mean_se(values) -> tuple[float, float | None]:
@@ -48,11 +50,11 @@ def mean_se(values) -> tuple[float, float | None]:
 
 
 def run_args(args, method: str, seed: int, run_dir: Path):
-    """One run's arguments: the comparison's, with its method, seed and folder, and quiet logs unless
-    the user chose a log level."""
+    """One run's arguments: the comparison's, with its arm (a MixUp method or label smoothing), seed
+    and folder, and quiet logs unless the user chose a log level."""
     quiet = {} if "log_level" in args.explicit else {"log_level": "error"}
-    return args.for_run(mixup_method=method, seed=seed, output_dir=str(run_dir), compare=None, compare_seeds=None,
-                        **quiet)
+    return args.for_run(**arm_overrides(method), seed=seed, output_dir=str(run_dir), compare=None,
+                        compare_seeds=None, **quiet)
 
 
 @contextlib.contextmanager
@@ -165,14 +167,24 @@ def _cell(stat: dict | None, signed: bool = False) -> str:
     return mean if stat["se"] is None else f"{mean} ± {stat['se']:.4f}"
 
 
+def stat(values) -> dict:
+    """{mean, se, n} of the values (se None for one value)."""
+    return dict(zip(("mean", "se"), mean_se(values)), n=len(values))
+
+
+def paired_difference(by: dict, arm: str, baseline: str, scale: float = 1.0) -> dict | None:
+    """Mean ± s.e. over seeds of (arm − baseline) on the same seed, hence the same training sample and
+    initial head: ``by`` maps (arm, seed) to a value. None where no seed has both."""
+    seeds = sorted(s for a, s in by if a == arm and (baseline, s) in by)
+    return stat([scale * (by[arm, s] - by[baseline, s]) for s in seeds]) if seeds else None
+
+
 def summarise(records: list[dict], methods: list[str], where: str, keys: list[str]):
     """Mean ± s.e. over seeds per method, and of the paired differences method − baseline (same seed)."""
-    by = {(r["method"], r["seed"]): r[where] for r in records}
     seeds = sorted({r["seed"] for r in records})
-    stat = lambda v: dict(zip(("mean", "se"), mean_se(v)), n=len(v))  # noqa: E731
-    means = {m: {k: stat([by[m, s][k] for s in seeds]) for k in keys} for m in methods}
-    paired = {m: {k: stat([by[m, s][k] - by[BASELINE, s][k] for s in seeds]) for k in keys}
-              for m in methods if m != BASELINE}
+    by_key = {k: {(r["method"], r["seed"]): r[where][k] for r in records} for k in keys}
+    means = {m: {k: stat([by_key[k][m, s] for s in seeds]) for k in keys} for m in methods}
+    paired = {m: {k: paired_difference(by_key[k], m, BASELINE) for k in keys} for m in methods if m != BASELINE}
     return means, paired
 
 
@@ -193,15 +205,34 @@ def _table(title: str, columns: dict, means: dict, paired: dict, extra: dict) ->
     return lines
 
 
+def shift_names(results: dict) -> list[str]:
+    """The shifted sets a run scored (``--shift_eval_files``): the prefixes of its ``NAME_samples`` keys."""
+    return sorted(k.removesuffix("_samples") for k in results
+                  if k.endswith("_samples") and k not in ("eval_samples", "train_samples"))
+
+
+def _columns(records: list[dict], prefix: str, task) -> dict:
+    """{key: title} of the task metric and COLUMNS under ``prefix`` that every run has."""
+    cols = {f"{prefix}_{task.metric}": task.metric.replace("matthews_correlation", "MCC")}
+    cols.update({f"{prefix}_{k}": title for k, title in COLUMNS})
+    return {k: t for k, t in cols.items() if all(k in r["best"] for r in records)}
+
+
+def _ts_columns(records: list[dict], prefix: str) -> dict:
+    start = f"{prefix}_ts_"
+    return {k: k.removeprefix(start) for k in sorted(records[0]["best"])
+            if k.startswith(start) and all(isinstance(r["best"].get(k), (int, float)) for r in records)}
+
+
 def write_report(out: Path, task, records: list[dict], methods: list[str], seeds: list[int], n_bins: int) -> dict:
-    """comparison.md, comparison.json and the two plots, from the finished runs' own files."""
-    best_cols = {f"eval_{task.metric}": task.metric.replace("matthews_correlation", "MCC")}
-    best_cols.update({f"eval_{k}": title for k, title in COLUMNS})
-    best_cols = {k: t for k, t in best_cols.items() if all(k in r["best"] for r in records)}
+    """comparison.md, comparison.json and the plots, from the finished runs' own files."""
+    best_cols = _columns(records, "eval", task)
     last_cols = {k: t for k, t in best_cols.items() if all(k in r["last"] for r in records)}
-    ts_cols = {k: k.removeprefix("eval_ts_") for k in sorted(records[0]["best"])
-               if k.startswith("eval_ts_") and all(isinstance(r["best"].get(k), (int, float)) for r in records)}
-    sections = {"best": (best_cols, "best"), "last": (last_cols, "last"), "after_ts": (ts_cols, "best")}
+    sections = {"best": (best_cols, "best"), "last": (last_cols, "last"), "after_ts": (_ts_columns(records, "eval"), "best")}
+    shifted = shift_names(records[0]["best"])
+    for name in shifted:
+        sections[f"shift_{name}"] = (_columns(records, name, task), "best")
+        sections[f"shift_{name}_after_ts"] = (_ts_columns(records, name), "best")
     summary = {name: dict(zip(("mean", "paired"), summarise(records, methods, where, list(cols))))
                for name, (cols, where) in sections.items() if cols}
     r0 = records[0]["best"]
@@ -210,23 +241,38 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
              f"{r0.get('train_samples', '?')} examples and is scored on the same {r0.get('eval_samples', '?')} "
              "evaluation examples. Mean ± s.e. over seeds; a `method − none` row is the mean ± s.e. of the "
              "per-seed differences (paired). The best epoch is chosen on the same evaluation set it is scored on. "
-             "Signed gap = mean confidence − accuracy (> 0: over-confident)."]
+             "Signed gap = mean confidence − accuracy (> 0: over-confident). AURC = area under the risk–coverage "
+             "curve (lower: the confident predictions are the right ones). `lsε` = label smoothing ε, no mixing."]
     lines += _table(f"Best epoch (the model each run keeps, chosen by {task.metric})", best_cols,
                     *summary["best"].values(), {"epochs": _epochs(records, methods, "best_epoch")})
     if "last" in summary:
         lines += _table("Last epoch", last_cols, *summary["last"].values(),
                         {"epochs": _epochs(records, methods, "last_epoch")})
     if "after_ts" in summary:
-        lines += _table("After temperature scaling (best epoch)", ts_cols, *summary["after_ts"].values(), {})
+        lines += _table("After temperature scaling (best epoch)", sections["after_ts"][0],
+                        *summary["after_ts"].values(), {})
+    for name in shifted:
+        if f"shift_{name}" in summary:
+            lines += _table(f"Under shift: {name} ({r0.get(f'{name}_samples', '?')} examples, best epoch)",
+                            sections[f"shift_{name}"][0], *summary[f"shift_{name}"].values(), {})
+        if f"shift_{name}_after_ts" in summary:
+            lines += _table(f"Under shift: {name}, after the in-domain temperature", sections[f"shift_{name}_after_ts"][0],
+                            *summary[f"shift_{name}_after_ts"].values(), {})
     plots = {"test_loss": plot_test_loss(out, task, records, methods)}
     if all((out / r["output_dir"] / "eval_predictions.jsonl").exists() for r in records) and not task.is_regression:
         plots["reliability"] = plot_reliability(out, task, records, methods, n_bins)
+        plots["risk_coverage"] = plot_risk_coverage(out, task, records, methods)
     lines += ["\n## Plots\n", *(f"![{name}]({file})" for name, file in plots.items())]
-    (out / "comparison.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if "reliability" in plots:
+        lines += ["", "The reliability diagrams pool the seeds' predictions. Pooling can put one seed's "
+                  "over-confident examples and another's under-confident ones into the same bin, where their gaps "
+                  "cancel: the pooled ECE in a diagram's title can be lower than every seed's own ECE and than the "
+                  "table's mean over seeds. Quote the table."]
+    write_text_atomic(out / "comparison.md", "\n".join(lines) + "\n")
     report = dict(task=task.name, methods=methods, seeds=seeds, baseline=BASELINE,
                   columns={name: cols for name, (cols, _) in sections.items() if cols},
                   summary=summary, plots=plots, runs=records)
-    (out / "comparison.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    write_text_atomic(out / "comparison.json", json.dumps(report, indent=1))
     return report
 
 
@@ -238,20 +284,48 @@ def _figure(**kwargs):
 
 def plot_test_loss(out: Path, task, records: list[dict], methods: list[str]) -> str:
     """Dev (test) loss per epoch: thin line per run, thick line the mean over seeds (Appendix D)."""
+    curves = {m: [dict(r["eval_loss_curve"]) for r in records if r["method"] == m] for m in methods}
+    plot_loss_curves(curves, out / "test_loss.png", f"{task.name}: test loss during training")
+    return "test_loss.png"
+
+
+def plot_loss_curves(curves: dict[str, list[dict]], path: Path, title: str, xlabel: str = "epoch") -> None:
+    """{method: [{x: loss} per run]} as a thin line per run and a thick line of the mean over runs."""
     fig = _figure(figsize=(6.0, 4.0))
     ax = fig.subplots()
-    for i, method in enumerate(methods):
-        curves = [dict(r["eval_loss_curve"]) for r in records if r["method"] == method]
-        for curve in curves:
+    for i, (method, runs) in enumerate(curves.items()):
+        for curve in runs:
             ax.plot(list(curve), list(curve.values()), color=f"C{i}", alpha=0.3, linewidth=1)
-        epochs = sorted(set.intersection(*(set(c) for c in curves)))
-        ax.plot(epochs, [np.mean([c[e] for c in curves]) for e in epochs], color=f"C{i}", marker="o", linewidth=2,
-                label=f"{method} (mean of {len(curves)})")
-    ax.set(xlabel="epoch", ylabel="test (dev) loss", title=f"{task.name}: test loss during training")
+        xs = sorted(set.intersection(*(set(c) for c in runs)))
+        ax.plot(xs, [np.mean([c[x] for c in runs]) for x in xs], color=f"C{i}", marker="o", linewidth=2,
+                label=f"{method} (mean of {len(runs)})")
+    ax.set(xlabel=xlabel, ylabel="test (dev) loss", title=title)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
-    fig.savefig(out / "test_loss.png", dpi=90)
-    return "test_loss.png"
+    fig.savefig(path, dpi=90)
+
+
+def pooled_predictions(folders, file: str = "eval_predictions.jsonl") -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) of the runs in ``folders``, their prediction files concatenated."""
+    rows = [json.loads(line) for folder in folders
+            for line in (Path(folder) / file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return np.asarray([row["probs"] for row in rows]), np.asarray([row["label"] for row in rows])
+
+
+def _method_folders(out: Path, records: list[dict], method: str) -> list[Path]:
+    return [out / r["output_dir"] for r in records if r["method"] == method]
+
+
+def plot_risk_coverage(out: Path, task, records: list[dict], methods: list[str]) -> str:
+    """Risk–coverage curve of each method (best epoch, seeds pooled): error rate of the k most
+    confident predictions against k / n; its area (AURC) is in the legend."""
+    from .calibration import plot_risk_coverage as draw, risk_coverage_curve
+
+    fig = _figure(figsize=(6.0, 4.0))
+    curves = {m: risk_coverage_curve(*pooled_predictions(_method_folders(out, records, m))) for m in methods}
+    draw(curves, ax=fig.subplots(), title=f"{task.name}: risk–coverage (seeds pooled)")
+    fig.savefig(out / "risk_coverage.png", dpi=90)
+    return "risk_coverage.png"
 
 
 def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n_bins: int) -> str:
@@ -261,9 +335,7 @@ def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n
     fig = _figure(figsize=(4.2 * len(methods), 5.6))
     axes = fig.subplots(2, len(methods), sharex=True, sharey="row", height_ratios=[3, 1], squeeze=False)
     for column, method in enumerate(methods):
-        rows = [json.loads(line) for r in records if r["method"] == method
-                for line in (out / r["output_dir"] / "eval_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-        probs, labels = np.asarray([row["probs"] for row in rows]), np.asarray([row["label"] for row in rows])
+        probs, labels = pooled_predictions(_method_folders(out, records, method))
         report = calibration_report(probs, labels, n_bins=n_bins)
         n_runs = sum(r["method"] == method for r in records)
         plot_reliability_diagram(report, title=f"{task.name}, {method} ({n_runs} seed(s) pooled)",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .shift_eval import load_shift_sets
 from .tasks import DataFormatError, Task, find_column, load_hub_split
 
 logger = logging.getLogger(__name__)
@@ -296,6 +297,8 @@ def sample_rows(dataset, n: int | None, seed: int):
 def prepare_data(task: Task, data_args, training_args, model_args, n_bins: int):
     """(raw DatasetDict of the splits the run needs, data summary for the model card, local sources).
 
+    The splits are train / validation / test as the run asks, plus one per ``--shift_eval_files`` name.
+
     The training set is a seeded random sample when --max_train_samples is given; evaluation and
     test sets are cut to their first N rows, as in run_glue.py.
     """
@@ -324,6 +327,9 @@ def prepare_data(task: Task, data_args, training_args, model_args, n_bins: int):
                          f"got {len(raw['train'])}: give more data, or --mixup_method none.")
     if "validation" in raw:
         summary["evaluation examples"] = len(raw["validation"])
+    for name, dataset in load_shift_sets(task, data_args.shift_files).items():
+        raw[name] = dataset
+        summary[f"shifted set {name}"] = f"{len(dataset)} examples ({data_args.shift_files[name]})"
     summary["max_seq_length"] = data_args.max_seq_length
     summary["calibration bins"] = n_bins
     return raw, summary, local

@@ -26,11 +26,15 @@ from .calibration import calibration_report, plot_reliability_diagram
 from .collator import MixUpDataCollator
 from .data import prepare_data
 from .evaluation import make_compute_metrics
+from .model_loading import card_section as lora_card_section
+from .model_loading import load_model_and_tokenizer
 from .output_dir import (
     checkpoint_to_resume, finish_run, prepare_output_dir, run_settings, write_json_atomic, write_text_atomic,
 )
 from .run_trainer import RunScriptTrainer
 from .script_args import ScriptArgs
+from .shift_eval import card_section as shift_card_section
+from .shift_eval import evaluate_shift_sets, temperature_scaled
 from .tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -62,6 +66,9 @@ def main(args: ScriptArgs, progress=None) -> dict:
     set_seed(training_args.seed)
 
     raw, data_summary, local = prepare_data(task, data_args, training_args, model_args, calibration.calibration_bins)
+    if calibration.temperature_scaling:  # a split T cannot be fitted on is refused before anything trains
+        seed = training_args.seed if calibration.calibration_seed is None else calibration.calibration_seed
+        temperature_scaling.calibration_split(task, calibration, raw["validation"], seed)
 
     model, tokenizer = load_model_and_tokenizer(model_args, task)
     pad_to_max = pads_to_max_length(data_args, training_args)
@@ -108,10 +115,15 @@ def main(args: ScriptArgs, progress=None) -> dict:
             eval_metrics["best_global_step"] = trainer.state.best_global_step
         elif trainer.state.epoch is not None:
             eval_metrics["epoch"] = trainer.state.epoch
+        shift_metrics, shift_logits = evaluate_shift_sets(trainer, task, raw, tokenised, data_args.shift_files,
+                                                          write_predictions)  # before T is folded into the model
+        eval_metrics.update(shift_metrics)
         if calibration.temperature_scaling:  # before/after on held-out examples; saves the model with T folded in
             eval_metrics.update(temperature_scaling.apply_temperature_scaling(
                 trainer, task, calibration, raw["validation"], output.predictions,
                 lambda r: tokenise(r, tokenizer, task, data_args, training_args, pad_to_max)[0]))
+            eval_metrics.update(temperature_scaled(trainer.compute_metrics, raw, shift_logits,
+                                                   eval_metrics["temperature"]))
         trainer.log_metrics("eval", eval_metrics)
         save_results(trainer, "eval", eval_metrics)
         all_metrics.update(eval_metrics)
@@ -134,7 +146,9 @@ def main(args: ScriptArgs, progress=None) -> dict:
     trainer.card_info = dict(task=task, model_name_or_path=model_args.model_name_or_path, data_summary=data_summary,
                              eval_metrics=eval_metrics, local=local, dataset_name=data_args.dataset_name,
                              diagram=diagram, no_batch_mixed=no_batch_mixed,
-                             extra_section=temperature_scaling.card_section(eval_metrics))
+                             extra_section=lora_card_section(model_args)
+                             + temperature_scaling.card_section(eval_metrics)
+                             + shift_card_section(eval_metrics, data_args.shift_files))
     if training_args.push_to_hub:
         trainer.push_to_hub()
     else:
@@ -168,35 +182,6 @@ def setup_logging(training_args) -> None:
     )
 
 
-
-
-def load_model_and_tokenizer(model_args, task: Task):
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    from .modeling import MixUpBertForSequenceClassification
-
-    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token,
-           "trust_remote_code": model_args.trust_remote_code}
-    config = AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path,
-                                        num_labels=task.num_labels, finetuning_task=task.name, **hub)
-    if task.is_regression:
-        config.problem_type = "regression"
-    else:
-        config.problem_type = "single_label_classification"
-        config.id2label = dict(enumerate(task.label_names))
-        config.label2id = {name: i for i, name in enumerate(task.label_names)}
-    if model_args.hidden_dropout_prob is not None:
-        if hasattr(config, "hidden_dropout_prob"):
-            config.hidden_dropout_prob = model_args.hidden_dropout_prob
-        else:  # e.g. DistilBERT calls it `dropout`; --paper_defaults must not break such models
-            logger.warning("hidden_dropout_prob=%s ignored: %s configs have no such field",
-                           model_args.hidden_dropout_prob, config.model_type)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub)
-    # BERT gets the hooked subclass; other models load as usual and MixUpTrainer says if it cannot mix them.
-    model_class = MixUpBertForSequenceClassification if config.model_type == "bert" else AutoModelForSequenceClassification
-    model = model_class.from_pretrained(model_args.model_name_or_path, config=config,
-                                        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub)
-    return model, tokenizer
 
 
 def tokenise(raw, tokenizer, task: Task, data_args, training_args, pad_to_max: bool):

@@ -20,6 +20,7 @@ from transformers import HfArgumentParser
 
 from .arguments import MixUpTrainingArguments, parse_layers
 from .mixing import MIXUP_METHODS
+from .shift_eval import parse_shift_files
 from .tasks import Task
 
 BASELINE = "none"
@@ -42,6 +43,39 @@ class ModelArguments:
     ignore_mismatched_sizes: bool = field(
         default=False, metadata={"help": "Load a checkpoint whose classifier head has another number of labels."}
     )
+    use_peft: bool = field(
+        default=False,
+        metadata={"help": "Train a LoRA adapter (peft) instead of every weight; the classification head is trained "
+                  "in full. The output folder then holds the adapter (adapter_config.json), not a full model."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (with --use_peft)."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha: the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    lora_target_modules: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated module names LoRA adapts (e.g. q_proj,v_proj), or all-linear. Default: "
+                  "peft's choice for the model family."},
+    )
+
+    def __post_init__(self):
+        lora = {k: getattr(self, k) for k in ("lora_r", "lora_alpha", "lora_dropout")}
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"LoRA settings {lora}: --lora_r and --lora_alpha must be positive and --lora_dropout "
+                             "in [0, 1).")
+        if self.use_peft:
+            try:
+                import peft  # noqa: F401
+            except ImportError:
+                raise ValueError("--use_peft needs the peft package: pip install 'mixup-trainer[peft]' "
+                                 "(or pip install peft).") from None
+
+    @property
+    def target_modules(self) -> list[str] | str | None:
+        """--lora_target_modules as peft takes it: a list of names, 'all-linear', or None (peft's default)."""
+        value = self.lora_target_modules
+        if value is None or value.strip() == "all-linear":
+            return None if value is None else "all-linear"
+        return [name.strip() for name in value.split(",") if name.strip()]
 
 
 
@@ -82,6 +116,20 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "Predict on the first N examples."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-run tokenisation of cached Hub datasets."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    shift_eval_files: str | None = field(
+        default=None,
+        metadata={"help": "Also score the kept model on these labelled files, a change of domain: NAME=PATH[,NAME=PATH"
+                  "...] (same formats as --validation_file). all_results.json gains NAME_accuracy, NAME_loss, "
+                  "NAME_ece, NAME_aurc, ... and, with --temperature_scaling, NAME_ts_* under the in-domain T."},
+    )
+
+    def __post_init__(self):
+        self.shift_files  # noqa: B018 (refuses a malformed entry or a missing file at parse time)
+
+    @property
+    def shift_files(self) -> dict[str, str]:
+        """{NAME: PATH} of --shift_eval_files (empty without it)."""
+        return parse_shift_files(self.shift_eval_files)
 
 
 @dataclass
@@ -122,18 +170,40 @@ class RunArguments:
 
     @property
     def compare_methods(self) -> list[str] | None:
-        """The compared methods, the baseline first (None outside comparison mode)."""
+        """The compared arms, the baseline first (None outside comparison mode): MixUp methods, and
+        ``ls<ε>`` for label smoothing ε without mixing (see :func:`arm_overrides`)."""
         if self.compare is None:
             return None
         methods = parse_list(self.compare, "compare")
-        unknown = sorted(set(methods) - set(MIXUP_METHODS))
+        unknown = sorted(m for m in methods if m not in MIXUP_METHODS and not _label_smoothing(m))
         if unknown:
-            raise ValueError(f"--compare {self.compare}: unknown method(s) {unknown}; choose from {MIXUP_METHODS}.")
+            raise ValueError(f"--compare {self.compare}: unknown arm(s) {unknown}; choose from {MIXUP_METHODS} or "
+                             "ls<epsilon> for label smoothing (e.g. ls0.1).")
         methods = [BASELINE] + [m for m in methods if m != BASELINE]
         if len(methods) == 1:
             raise ValueError(f"--compare {self.compare}: name a MixUp method to compare with the baseline, e.g. "
                              "--compare manifold (the baseline none is always included).")
         return methods
+
+
+def _label_smoothing(arm: str) -> float | None:
+    """ε of a label-smoothing arm 'ls0.1' (None for anything else); ε must lie in (0, 1)."""
+    if not arm.startswith("ls"):
+        return None
+    try:
+        epsilon = float(arm[2:])
+    except ValueError:
+        return None
+    return epsilon if 0.0 < epsilon < 1.0 else None
+
+
+def arm_overrides(arm: str) -> dict:
+    """The arguments one arm of a comparison sets: a MixUp method, or ``ls<ε>``: no mixing and the
+    Trainer's ``label_smoothing_factor`` ε (Szegedy et al., 2016)."""
+    epsilon = _label_smoothing(arm)
+    if epsilon is not None:
+        return {"mixup_method": BASELINE, "label_smoothing_factor": epsilon}
+    return {"mixup_method": arm}
 
 
 def parse_list(text: str, what: str, cast=str) -> list:
@@ -227,6 +297,10 @@ def check_arguments(args: ScriptArgs) -> None:
             raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
         if not training.do_eval:
             raise ValueError("--temperature_scaling scores the evaluation set before and after scaling: add --do_eval.")
+    if args.data.shift_eval_files and task.is_regression:
+        raise ValueError(f"--shift_eval_files needs a classification task; {task.name} is a regression task.")
+    if args.data.shift_eval_files and not training.do_eval:
+        raise ValueError("--shift_eval_files scores the kept model beside the evaluation set: add --do_eval.")
     for flag, split, value in (("max_eval_samples", "validation", args.data.max_eval_samples),
                                ("max_predict_samples", "test", args.data.max_predict_samples)):
         if value is not None and value < 1:
@@ -249,6 +323,9 @@ def _check_comparison(args: ScriptArgs) -> None:
     if "mixup_method" in args.explicit:
         raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; "
                          "drop --mixup_method.")
+    if "label_smoothing_factor" in args.explicit and any(m.startswith("ls") for m in args.run.compare_methods):
+        raise ValueError("--label_smoothing_factor and an ls<epsilon> arm of --compare both given: the arm sets "
+                         "the smoothing of its runs; drop --label_smoothing_factor.")
     if args.run.compare_seeds and "seed" in args.explicit:
         raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
     no_eval = getattr(training.eval_strategy, "value", None) == "no"

@@ -71,6 +71,38 @@ def _logits(predictions) -> np.ndarray:
     return np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
 
 
+def calibration_split(task, cal_args, raw_eval, seed: int):
+    """Which examples T is fitted on and which are scored, checked: (raw calibration file or None,
+    calibration rows of the evaluation set or None, scored rows, a sentence saying which).
+
+    Called before training, so that a split T cannot be fitted on (nothing to score, one class only,
+    unlabelled calibration rows) is refused before anything trains, and again after it."""
+    from .data import load_raw_datasets
+
+    if cal_args.calibration_file is not None:
+        raw_cal = load_raw_datasets(task, ["validation"], validation_file=cal_args.calibration_file)["validation"]
+        labels = np.asarray(raw_cal["label"])
+        if (labels < 0).any():
+            raise ValueError(f"--calibration_file {cal_args.calibration_file} has unlabelled rows (label -1); "
+                             "temperature scaling needs a label for every calibration example.")
+        _check_classes(labels, f"--calibration_file {cal_args.calibration_file}")
+        source = f"file {cal_args.calibration_file} ({len(labels)} examples); all evaluation examples scored"
+        return raw_cal, None, np.arange(len(raw_eval)), source
+    cal_rows, scored = split_evaluation(len(raw_eval), cal_args.calibration_fraction, seed)
+    _check_classes(np.asarray(raw_eval["label"])[cal_rows],
+                   f"the calibration split (--calibration_fraction {cal_args.calibration_fraction:g}, seed {seed})")
+    source = (f"random {cal_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
+              f"{len(cal_rows)} examples); the other {len(scored)} scored")
+    return None, cal_rows, scored, source
+
+
+def _check_classes(labels: np.ndarray, what: str) -> None:
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"{what} holds only class {labels[0] if len(labels) else '-'}: a temperature fitted on one "
+                         "class only grows without bound. Use more evaluation examples, another --calibration_seed "
+                         "or --calibration_fraction, or a --calibration_file with both classes.")
+
+
 def apply_temperature_scaling(
     trainer,
     task,
@@ -90,29 +122,20 @@ def apply_temperature_scaling(
 
     from .calibration import calibration_report, fit_temperature, plot_reliability_diagram
     from .evaluation import make_compute_metrics
-    from .data import load_raw_datasets
 
     args = trainer.args
     eval_logits = _logits(eval_logits).astype(np.float64)
     eval_labels, eval_ids = np.asarray(raw_eval["label"]), np.asarray(raw_eval["idx"])
-    if cal_args.calibration_file is not None:
-        raw_cal = load_raw_datasets(task, ["validation"], validation_file=cal_args.calibration_file)["validation"]
+    seed = args.seed if cal_args.calibration_seed is None else cal_args.calibration_seed
+    raw_cal, cal_rows, scored, source = calibration_split(task, cal_args, raw_eval, seed)
+    if raw_cal is not None:
         cal_labels = np.asarray(raw_cal["label"])
-        if (cal_labels < 0).any():
-            raise ValueError(f"--calibration_file {cal_args.calibration_file} has unlabelled rows (label -1); "
-                             "temperature scaling needs a label for every calibration example.")
         tokenised = tokenize(DatasetDict({"validation": raw_cal}))["validation"]
         cal_logits = _logits(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
         cal_logits = cal_logits.astype(np.float64)
-        scored = np.arange(len(eval_labels))
-        source = f"file {cal_args.calibration_file} ({len(cal_labels)} examples); all evaluation examples scored"
         cal_ids = [int(i) for i in raw_cal["idx"]]
     else:
-        seed = args.seed if cal_args.calibration_seed is None else cal_args.calibration_seed
-        cal_rows, scored = split_evaluation(len(eval_labels), cal_args.calibration_fraction, seed)
         cal_logits, cal_labels = eval_logits[cal_rows], eval_labels[cal_rows]
-        source = (f"random {cal_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
-                  f"{len(cal_rows)} examples); the other {len(scored)} scored")
         cal_ids = eval_ids[cal_rows].tolist()
 
     temperature = fit_temperature(cal_logits, cal_labels)

@@ -187,7 +187,7 @@ def test_comparison_errors_are_one_line(tmp_path, capsys):
     argv = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path), "--compare", "mixup"]
     assert run(argv=argv) == 1
     (line,) = capsys.readouterr().err.splitlines()
-    assert "error: --compare mixup: unknown method(s) ['mixup']" in line
+    assert "error: --compare mixup: unknown arm(s) ['mixup']" in line
 
 
 def test_comparison_arguments(tmp_path):
@@ -203,7 +203,7 @@ def test_comparison_arguments(tmp_path):
     assert (one.training.mixup_method, one.training.seed, one.data.train_sample_seed) == ("cls", 3, 3)
     assert one.training.output_dir == str(tmp_path / "cls-seed3") and one.run.compare is None
     assert one.training.log_level == "error" and one.training.eval_strategy == args.training.eval_strategy
-    for bad, match in ((["--compare", "mixup"], "unknown method"), (["--compare", ","], "comma-separated"),
+    for bad, match in ((["--compare", "mixup"], "unknown arm"), (["--compare", ","], "comma-separated"),
                        (["--compare", "none"], "name a MixUp method"),
                        (["--compare", "cls", "--mixup_method", "cls"], "--mixup_method"),
                        (["--compare", "cls", "--seed", "1", "--compare_seeds", "1,2"], "--compare_seeds"),

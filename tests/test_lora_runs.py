@@ -1,0 +1,65 @@
+"""LoRA in the run scripts (``--use_peft``, TRL's flag names): the run trains an adapter with MixUp, and
+the folder reloads with plain peft onto the base model to the run's own probabilities, with the
+in-domain temperature folded into the saved head."""
+
+import json
+
+import numpy as np
+import pytest
+from test_run_scripts import DATA, run_script
+
+
+def reload_probabilities(folder, texts, max_length):
+    """Probabilities of the saved adapter, loaded by plain peft (no mixup_trainer code involved)."""
+    import torch
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    model = AutoPeftModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    with torch.no_grad():
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return torch.softmax(model(**batch).logits.double(), dim=-1).numpy()
+
+
+def sst2_dev(n):
+    import csv
+
+    with open(DATA / "sst2" / "dev.tsv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:n]
+    return [r["sentence"] for r in rows]
+
+
+@pytest.mark.slow
+def test_lora_run_saves_an_adapter_that_plain_peft_reloads(tiny_bert, tmp_path):
+    out = tmp_path / "lora"
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+                          "--model_name_or_path", tiny_bert, "--use_peft", "--lora_r", "8",
+                          "--lora_target_modules", "query,value", "--mixup_method", "manifold",
+                          "--max_train_samples", "64", "--max_eval_samples", "40", "--num_train_epochs", "2",
+                          "--learning_rate", "1e-3", "--max_seq_length", "48", "--temperature_scaling"], out)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 8 and sorted(config["target_modules"]) == ["query", "value"]
+    assert "classifier" in config["modules_to_save"] and config["base_model_name_or_path"] == tiny_bert
+    assert not (out / "model.safetensors").exists()  # an adapter, not a full model
+    rows = [json.loads(line) for line in (out / "eval_predictions.jsonl").read_text().splitlines()]
+    before = np.asarray([r["probs"] for r in rows])
+    calibrated = np.exp(np.log(before) / results["temperature"])
+    calibrated /= calibrated.sum(axis=1, keepdims=True)  # softmax(z / T), from the run's own probabilities
+    reloaded = reload_probabilities(out, sst2_dev(40), 48)
+    assert np.abs(reloaded - calibrated).max() <= 2e-3
+    assert results["temperature"] != pytest.approx(1.0, abs=1e-3)  # T was folded in, not skipped
+    card = (out / "README.md").read_text()
+    assert "## LoRA adapter" in card and "rank 8" in card and "manifold" in card
+
+
+def test_lora_flags_are_checked_at_parse_time(tmp_path):
+    from mixup_trainer.cli import parse_args
+
+    base = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
+    model = parse_args([*base, "--use_peft", "--lora_target_modules", "q_proj, v_proj"]).model
+    assert model.target_modules == ["q_proj", "v_proj"] and (model.lora_r, model.lora_alpha) == (16, 32)
+    assert parse_args([*base, "--use_peft", "--lora_target_modules", "all-linear"]).model.target_modules == "all-linear"
+    for bad in (["--lora_r", "0"], ["--lora_dropout", "1.0"], ["--lora_alpha", "-1"]):
+        with pytest.raises(ValueError, match="LoRA settings"):
+            parse_args([*base, "--use_peft", *bad])
