@@ -3,14 +3,17 @@
     python run_glue_mixup.py --task sst2 --data_dir ../shared/data/sst2 --model_name_or_path ... \\
         --compare manifold --compare_seeds 42,43,44 --output_dir outputs/compare-sst2
 
-trains the baseline (``none``, always included) and each method of ``--compare`` once per seed,
-each through the ordinary code path (``run.main``) with every other flag as given, into
-``<output_dir>/<method>-seed<seed>``. For a given seed every method trains on the same sample
+trains the baseline (``none``, always included) and each arm of ``--compare`` (a MixUp method, or
+``ls<ε>``: label smoothing ε without mixing) once per seed, each through the ordinary code path
+(``run.main``, built from the comparison's own parsed arguments) with every other flag as given,
+into ``<output_dir>/<arm>-seed<seed>``. For a given seed every arm trains on the same sample
 (``--train_sample_seed`` defaults to the seed) from the same initial head. Then it writes, to
 ``output_dir``: ``comparison.md`` and ``comparison.json`` (task metric, test loss, ECE, signed gap,
-NLL at the best and at the last epoch, mean ± s.e. over seeds and paired differences against the
-baseline; ``eval_ts_*`` columns when the runs report them), ``test_loss.png`` (dev loss per epoch of
-every run) and ``reliability.png`` (each method's diagram with its confidence histogram).
+NLL, AURC at the best and at the last epoch, mean ± s.e. over seeds and paired differences against
+the baseline; ``eval_ts_*`` columns when the runs report them; one table per ``--shift_eval_files``
+set), ``test_loss.png`` (dev loss per epoch of every run), ``reliability.png`` (each arm's diagram
+with its confidence histogram) and ``risk_coverage.png``. This module is also the one home of the
+paired statistics and the plots that ``benchmarks/reproduce.py`` reuses.
 
 A run whose ``all_results.json`` exists is finished and not redone, so a killed comparison resumes
 where it stopped (an unfinished run resumes from its last checkpoint, as the scripts do). Each run's

@@ -153,9 +153,10 @@ class RunArguments:
     )
     compare: str | None = field(
         default=None,
-        metadata={"help": "Comparison mode: train these MixUp methods (comma-separated, e.g. manifold or cls,manifold) "
-                  "and the baseline none on the same data and seeds, one run per folder in --output_dir, and write "
-                  "a side-by-side report there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
+        metadata={"help": "Comparison mode: train these arms (comma-separated MixUp methods, e.g. manifold or "
+                  "cls,manifold, and ls<epsilon> for label smoothing without mixing, e.g. ls0.1) and the baseline none "
+                  "on the same data and seeds, one run per folder in --output_dir, and write a side-by-side report "
+                  "there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
     )
     compare_seeds: str | None = field(
         default=None, metadata={"help": "Seeds of the comparison, comma-separated (e.g. 42,43,44). Default: --seed."}

@@ -59,7 +59,7 @@ def test_report_numbers_are_the_runs_numbers(comparison):
     out, stdout = comparison
     report = json.loads((out / "comparison.json").read_text())
     assert report["methods"] == list(METHODS) and report["seeds"] == list(SEEDS)
-    keys = ["eval_accuracy", "eval_loss", "eval_ece", "eval_overconfidence", "eval_nll"]
+    keys = ["eval_accuracy", "eval_loss", "eval_ece", "eval_overconfidence", "eval_nll", "eval_aurc"]
     assert list(report["columns"]["best"]) == keys and list(report["columns"]["last"]) == keys
     runs = {(m, s): own_files(out, m, s) for m in METHODS for s in SEEDS}
     for where, index in (("best", 0), ("last", 1)):
@@ -86,7 +86,7 @@ def test_report_numbers_are_the_runs_numbers(comparison):
     assert "| none | 2 | " in text and f"{stat['mean']:.4f} ± {stat['se']:.4f}" in text
     stat = report["summary"]["last"]["paired"]["manifold"]["eval_ece"]
     assert "| manifold − none | 2 | " in text and f"{stat['mean']:+.4f} ± {stat['se']:.4f}" in text
-    for name in ("test_loss.png", "reliability.png"):
+    for name in ("test_loss.png", "reliability.png", "risk_coverage.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 300_000
         assert f"]({name})" in text
