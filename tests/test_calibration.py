@@ -377,15 +377,6 @@ def test_reliability_diagram_png(tmp_path):
 # ---------------------------------------------------------------------------------- the evaluate module
 
 
-@pytest.fixture(scope="module")
-def ece_module():
-    import evaluate
-
-    from mixup_trainer.evaluation import ECE_METRIC_PATH
-
-    return evaluate.load(str(ECE_METRIC_PATH))
-
-
 @pytest.mark.parametrize("norm", ["l1", "l2", "max"])
 def test_evaluate_module_matches_calibration(ece_module, norm):
     logits, probs, labels = _random_multiclass(3)

@@ -228,13 +228,6 @@ def test_bootstrap_bad_arguments(kwargs, message):
 # ------------------------------------------------------------------------------ evaluate module, plot
 
 
-@pytest.fixture(scope="module")
-def ece_module():
-    from mixup_trainer.evaluation import load_ece
-
-    return load_ece(keep_in_memory=True)
-
-
 def test_evaluate_module_binning_and_classwise(ece_module):
     logits, probs, labels = _random(2)
     default = ece_module.compute(predictions=probs, references=labels)["expected_calibration_error"]

@@ -66,7 +66,7 @@ def test_lists_that_are_not_half_precision_rounding_are_still_refused():
 
 
 @pytest.fixture(params=[True, False], ids=["in_memory", "cache_file"])
-def ece_module(request):
+def fresh_ece_module(request):
     from mixup_trainer.evaluation import load_ece
 
     # a fresh experiment id: the check for left-over cache files sees only this test's files
@@ -89,29 +89,29 @@ def _left_over_rows(module):
     ([[0.5, 0.5]], [0.5], "integer class ids"),
     ([], [], "is empty"),
 ])
-def test_a_failed_call_leaves_the_module_ready_for_the_next(ece_module, predictions, references, message):
+def test_a_failed_call_leaves_the_module_ready_for_the_next(fresh_ece_module, predictions, references, message):
     with pytest.raises(ValueError, match=message) as failure:
-        ece_module.compute(predictions=predictions, references=references)
+        fresh_ece_module.compute(predictions=predictions, references=references)
     assert "discarded its pending batches" in str(getattr(failure.value, "__notes__", ""))
     for _ in range(2):
-        out = ece_module.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
+        out = fresh_ece_module.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
         assert out["expected_calibration_error"] == pytest.approx(0.095)
-    assert _left_over_rows(ece_module) == []
+    assert _left_over_rows(fresh_ece_module) == []
 
 
-def test_a_failed_batch_discards_the_pending_ones(ece_module):
-    ece_module.add_batch(predictions=[[0.9, 0.1]], references=[1])
+def test_a_failed_batch_discards_the_pending_ones(fresh_ece_module):
+    fresh_ece_module.add_batch(predictions=[[0.9, 0.1]], references=[1])
     with pytest.raises(ValueError, match="don't match the expected format"):
-        ece_module.add_batch(predictions=[0.4], references=[0])  # one float per row after rows of two
-    assert len(ece_module) == 0
-    out = ece_module.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
+        fresh_ece_module.add_batch(predictions=[0.4], references=[0])  # one float per row after rows of two
+    assert len(fresh_ece_module) == 0
+    out = fresh_ece_module.compute(predictions=[[0.6, 0.4], [0.59, 0.41]], references=[0, 1])
     assert out["expected_calibration_error"] == pytest.approx(0.095)  # the [0.9, 0.1] row is not in it
 
 
-def test_half_precision_lists_through_the_module(ece_module):
+def test_half_precision_lists_through_the_module(fresh_ece_module):
     probs, labels = _half_softmax(torch.bfloat16, n=500)
     with pytest.warns(UserWarning, match="read as bfloat16"):
-        out = ece_module.compute(predictions=probs.tolist(), references=labels.tolist(), detailed=True)
+        out = fresh_ece_module.compute(predictions=probs.tolist(), references=labels.tolist(), detailed=True)
     report = calibration_report(probs, labels)
     assert out["expected_calibration_error"] == pytest.approx(report.ece, abs=1e-12)
     assert out["aurc"] == pytest.approx(report.aurc, abs=1e-12)

@@ -89,12 +89,12 @@ def test_trainer_evaluate_reports_calibration(tmp_path):
     """A real Trainer.evaluate() on a tiny random BERT: the eval_ keys exist, lie in range, and NLL = eval_loss."""
     import datasets
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+    from testing_utils import make_tiny_config
+    from transformers import BertForSequenceClassification, Trainer, TrainingArguments
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, num_labels=3)
-    model = BertForSequenceClassification(config)
+    model = BertForSequenceClassification(make_tiny_config(num_labels=3, hidden_dropout_prob=0.1,
+                                                           attention_probs_dropout_prob=0.1))
     with torch.no_grad():  # a random model is near-uniform; a larger head spreads confidences over bins
         model.classifier.weight.mul_(30.0)
     rng = np.random.default_rng(0)

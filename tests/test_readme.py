@@ -1,18 +1,15 @@
 """The README holds word for word: its Python examples print what it says they print, and every
 project file it names exists."""
 
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from testing_utils import ENV, REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
 
 
 def section(heading: str) -> str:

@@ -3,16 +3,13 @@ subprocesses (tiny random BERT, real data from ../shared/data, one 2-process tor
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "data"))
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+from testing_utils import DATA, ENV, REPO  # noqa: F401 (test_compare and others import them from here)
 RESULT_FILES = ("all_results.json", "eval_predictions.jsonl", "eval_reliability_diagram.png", "README.md")
 
 

@@ -2,7 +2,6 @@
 
 import collections
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ import pytest
 from mixup_trainer.data import load_raw_datasets, read_local_file, sample_rows
 from mixup_trainer.tasks import TASKS, DataFormatError, get_task
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "data"))
+from testing_utils import DATA
 
 
 @pytest.fixture(scope="module")

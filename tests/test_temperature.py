@@ -132,10 +132,10 @@ def test_fit_diverging_temperature_is_bounded_with_a_warning():
 
 
 def _tiny_classifier(tokenizer, model_type="bert"):
+    from testing_utils import TINY_BERT
     from transformers import AutoModelForSequenceClassification, BertConfig, RobertaConfig
 
-    kw = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=37, num_labels=3)
+    kw = dict(TINY_BERT, vocab_size=len(tokenizer), num_labels=3, max_position_embeddings=512)
     config = BertConfig(**kw) if model_type == "bert" else RobertaConfig(**kw, pad_token_id=0)
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_config(config).eval()
