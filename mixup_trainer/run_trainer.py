@@ -1,5 +1,5 @@
-"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly and writes the run's
-model card."""
+"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly, reports a full disk in
+one line, and writes the run's model card."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .output_dir import write_json_atomic
+from .output_dir import translating_disk_full, write_json_atomic
 from .trainer import MixUpTrainer
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,29 @@ class _LossStateCallback(TrainerCallback):
             state.log_history[-1]["train_loss"] = t.whole_run_train_loss
 
 
-class RunScriptTrainer(ExactLossResume, MixUpTrainer):
-    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``) and whose model card is
-    the run's (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates
-    the card through ``create_model_card``, so the card is built there rather than after it."""
+class DiskFullSaves:
+    """Trainer mixin: a save that fails for lack of space raises ``output_dir.DiskFullError`` naming the
+    folder being written ("no space left on device while writing <path>: ..."), where safetensors
+    raises a ``SafetensorError`` and ``torch.save`` an ``inline_container.cc`` RuntimeError that name
+    neither the cause nor the file."""
+
+    def save_model(self, output_dir=None, *args, **kwargs):
+        with translating_disk_full(output_dir or self.args.output_dir):
+            return super().save_model(output_dir, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with translating_disk_full(folder):
+            return super()._save_checkpoint(model, trial)
+
+
+class RunScriptTrainer(DiskFullSaves, ExactLossResume, MixUpTrainer):
+    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``), names the file a full
+    disk stopped (``DiskFullSaves``), and whose model card is the run's
+    (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates the card
+    through ``create_model_card``, so the card is built there rather than after it."""
 
     card_info: dict | None = None
 
