@@ -116,6 +116,9 @@ def read_json_file(path: Path, fix: str):
 class DiskFullError(OSError):
     """No space left while writing a run's files, with the path and the way out in one line."""
 
+    def __str__(self):
+        return self.strerror  # without OSError's "[Errno 28] " prefix
+
 
 def disk_full_error(path) -> DiskFullError:
     return DiskFullError(errno.ENOSPC, f"no space left on device while writing {path}: free space or choose "

@@ -86,6 +86,26 @@ class _LossStateCallback(TrainerCallback):
             state.log_history[-1]["train_loss"] = t.whole_run_train_loss
 
 
+class FinalCheckpointKept:
+    """Trainer mixin that keeps the final checkpoint when training ends, which the Trainer deletes
+    under ``save_total_limit=1`` (the scripts' default) when it is not the best one.
+
+    Between ``train()`` returning and ``all_results.json`` (evaluation, temperature scaling, the model
+    card), that final checkpoint is what lets a rerun after a kill skip training: resuming it runs zero
+    further steps, reloads the best model and evaluates, with the uninterrupted run's results. From the
+    best checkpoint instead, the rerun would train the last epochs again. ``output_dir.finish_run``
+    deletes it with the others once the run is finished (unless checkpoints are kept)."""
+
+    def _finalize_training(self, *args, **kwargs):
+        limit = self.args.save_total_limit
+        if limit == 1:
+            self.args.save_total_limit = None  # the Trainer deletes non-best checkpoints here only under limit 1
+        try:
+            return super()._finalize_training(*args, **kwargs)
+        finally:
+            self.args.save_total_limit = limit
+
+
 class DiskFullSaves:
     """Trainer mixin: a save that fails for lack of space raises ``output_dir.DiskFullError`` naming the
     folder being written ("no space left on device while writing <path>: ..."), where safetensors
@@ -104,9 +124,10 @@ class DiskFullSaves:
             return super()._save_checkpoint(model, trial)
 
 
-class RunScriptTrainer(DiskFullSaves, ExactLossResume, MixUpTrainer):
-    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``), names the file a full
-    disk stopped (``DiskFullSaves``), and whose model card is the run's
+class RunScriptTrainer(FinalCheckpointKept, DiskFullSaves, ExactLossResume, MixUpTrainer):
+    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``), keeps its final checkpoint
+    until the run is finished (``FinalCheckpointKept``), names the file a full disk stopped
+    (``DiskFullSaves``), and whose model card is the run's
     (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates the card
     through ``create_model_card``, so the card is built there rather than after it."""
 
