@@ -16,7 +16,13 @@ inside a second traceback). ``--traceback`` or ``MIXUP_DEBUG=1`` re-raises with 
 Only the error classes that such mistakes raise are caught: ``ValueError`` (the readers' and the
 arguments' checks, including ``DataFormatError`` and the parser's ``UsageError``) and ``OSError``
 (missing files and folders; transformers' "not a model folder / cannot reach the Hub"; every
-``huggingface_hub`` error). Anything else is a bug and keeps its traceback.
+``huggingface_hub`` error), plus two things that are not bugs: a full disk, whatever raised it
+(safetensors and ``torch.save`` do not raise ``OSError``), and Ctrl-C, which prints "interrupted;
+rerun the same command to resume" and exits with 130 (a rerun resumes from the last checkpoint).
+Anything else is a bug and keeps its traceback.
+
+Errors found at parse time come before any logging is set up; the argument dump is logged at debug
+level only, so a one-line error is not preceded by a hundred lines of arguments.
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from .output_dir import is_disk_full, output_dir_lock
 from .script_args import DATACLASS_TYPES, ScriptArgs, build_args
-from .tasks import Task, get_task
+from .tasks import Task, get_task, hub_is_offline
 
 logger = logging.getLogger(__name__)
 
 USER_ERRORS = (ValueError, OSError)
 TRACEBACK_FLAG = "--traceback"
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 class UsageError(ValueError):
@@ -221,15 +229,37 @@ def main(argv: list[str] | None = None, default_task: str | None = None, setup_l
     ``setup_logging(training_args)`` configures the process's logging for each run (the program
     passes ``run.setup_logging``; a caller in Python keeps its own logging by passing nothing)."""
     args = parse_args(argv, default_task)
-    if args.run.compare is not None:
-        from .compare import compare
+    try:
+        if args.run.compare is not None:
+            from .compare import compare
 
-        return compare(args, setup_logging=setup_logging)
-    from .run import main as run_main
+            with output_dir_lock(args.training):  # the comparison's top folder; each run locks its own
+                return compare(args, setup_logging=setup_logging)
+        from .run import main as run_main
 
-    if setup_logging is not None:
-        setup_logging(args.training)
-    return run_main(args)
+        if setup_logging is not None:
+            setup_logging(args.training)
+        return run_main(args)
+    except OSError as err:
+        clearer = _hub_off_model_error(err, args)
+        if clearer is None:
+            raise
+        raise clearer from err
+
+
+def _hub_off_model_error(err: OSError, args: ScriptArgs) -> OSError | None:
+    """With Hub access off, transformers says "We couldn't connect to 'https://huggingface.co' ... Check
+    your internet connection" for a model that is neither a local folder nor cached: say what is wrong."""
+    if "couldn't connect to" not in str(err) or not hub_is_offline():
+        return None
+    m = args.model
+    names = [(flag, name) for flag, name in (("model_name_or_path", m.model_name_or_path), ("config_name", m.config_name),
+                                             ("tokenizer_name", m.tokenizer_name)) if name and not os.path.isdir(name)]
+    if not names:
+        return None
+    flag, name = names[0]
+    return OSError(f"--{flag} {name}: Hub access is off (HF_HUB_OFFLINE=1) and {name} is not in the local cache: pass "
+                   "a local model folder, or allow Hub access to download it once.")
 
 
 def _one_line(err: BaseException) -> str:
@@ -247,9 +277,17 @@ def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != TRACEBACK_FLAG]
     try:
         main(argv, default_task=default_task, setup_logging=setup_logging)
-    except USER_ERRORS as err:
+    except KeyboardInterrupt:
         if debug:
             raise
+        print(f"{prog}: {INTERRUPTED}", file=sys.stderr)
+        return 130  # the shell's status for a process ended by SIGINT
+    except Exception as err:
+        if debug or not (isinstance(err, USER_ERRORS) or is_disk_full(err)):
+            raise
+        if is_disk_full(err) and "no space left on device while writing" not in str(err):
+            err = OSError("no space left on device (writing the run's files or a cache): free space or choose "
+                          "another --output_dir")
         hint = "" if isinstance(err, UsageError) else f" (rerun with {TRACEBACK_FLAG} for the traceback)"
         print(f"{prog}: error: {_one_line(err)}{hint}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1

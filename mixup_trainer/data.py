@@ -87,7 +87,15 @@ def _read_text(path: Path) -> str:
 
 
 def _read_records(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
-    """CSV (quoted as CSV files are), JSON lines, or a JSON array of objects."""
+    """CSV (quoted as CSV files are), JSON Lines, or a JSON array of objects.
+
+    JSON Lines as the format defines it (jsonlines.org): one JSON value per line, lines ended by
+    ``\\n``. So a ``\\r\\n`` line end, a last line with or without its newline, and whitespace around a
+    value are all accepted. Lines are split at ``\\n`` only: ``str.splitlines`` would also split at
+    U+2028, U+0085 and other characters that JSON allows raw inside strings, cutting such a record in
+    two. Beyond the format, a UTF-8 byte-order mark at the start is dropped (some editors write one)
+    and blank lines anywhere are skipped (they hold no value; line numbers in errors still count them).
+    """
     suffix = path.suffix.lower()
     text = _read_text(path)
     if suffix == ".csv":
@@ -103,7 +111,7 @@ def _read_records(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
             ) from None
     else:
         records = []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     records.append((n, json.loads(line)))

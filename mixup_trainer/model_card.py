@@ -70,12 +70,53 @@ def _eval_results(task, metrics: dict, local: dict, dataset_name: str | None, n_
 
 
 def architecture(trainer) -> str:
-    """The trained model's class (e.g. ``BertForSequenceClassification``), under any PEFT / DDP wrapper.
-    The class, not ``config.architectures``: a loaded checkpoint's config still names the class it was
-    saved from (often a pre-training head) until the fine-tuned model is saved."""
+    """The class a user loads the saved model as (e.g. ``BertForSequenceClassification``), under any
+    PEFT / DDP wrapper: what ``save_pretrained`` writes to config.json's ``architectures``. A model may
+    save itself as its parent class (``MixUpBertForSequenceClassification`` saves as
+    ``BertForSequenceClassification``, so that it loads without this package); such a class names what
+    it saves as in ``saved_architecture``. Not ``config.architectures`` itself: a loaded checkpoint's
+    config still names the class it was saved from (often a pre-training head) until the fine-tuned
+    model is saved."""
     from .levels import unwrap_model
 
-    return type(unwrap_model(trainer.model)).__name__
+    model = unwrap_model(trainer.model)
+    return getattr(model, "saved_architecture", None) or _saved_class(type(model)).__name__
+
+
+def _saved_class(cls: type) -> type:
+    """The class whose name ``save_pretrained`` records: ``cls``, or the transformers class it saves as
+    when it overrides ``save_pretrained`` outside transformers (as the MixUp BERT does)."""
+    if "save_pretrained" in vars(cls) and not cls.__module__.startswith("transformers."):
+        parents = [base for base in cls.__mro__[1:] if base.__module__.startswith("transformers.models.")]
+        if parents:
+            return parents[0]
+    return cls
+
+
+#: Folder names that say nothing about which model a folder holds.
+GENERIC_FOLDERS = {"model", "models", "final", "best", "output", "outputs", "hf", "weights", "pretrained",
+                   "snapshots", "main", "checkpoint", "checkpoints", "tmp", "temp", "."}
+
+
+def local_model_name(path: str) -> str:
+    """A name for a local model folder that says which model it is: its last path part, with the
+    parts above it while that part is generic (``model``, ``checkpoint-500``, a Hub snapshot hash ...),
+    e.g. ``all-MiniLM-L6-v2/model``. Never the full path (the card may be published)."""
+    parts = [p for p in Path(os.path.abspath(os.path.expanduser(path))).parts if p not in ("/", "\\")]
+    if not parts:
+        return path
+    kept = [parts.pop()]
+    while parts and _generic(kept[0]):
+        kept.insert(0, parts.pop())
+    return "/".join(kept)
+
+
+def _generic(name: str) -> bool:
+    import re
+
+    lowered = name.lower()
+    return (lowered in GENERIC_FOLDERS or re.fullmatch(r"(checkpoint|step|epoch)[-_]?\d+", lowered) is not None
+            or re.fullmatch(r"[0-9a-f]{40}", lowered) is not None)
 
 
 def _level_range(levels) -> str:
@@ -125,7 +166,7 @@ def build_model_card(trainer, task, model_name_or_path: str, data_summary: dict,
         eval_results=_eval_results(task, metrics, local, dataset_name, n_bins) or None,
     )
     source = (f"[{base_model}](https://huggingface.co/{base_model})" if base_model
-              else f"a local model (`{Path(model_name_or_path).name}`)")
+              else f"a local model (`{local_model_name(model_name_or_path)}`)")
     lines = [
         f"# {model_name}", "",
         f"A sequence classifier for {task.name} fine-tuned from {source} with "

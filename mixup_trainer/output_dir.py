@@ -2,34 +2,57 @@
 
 What the run scripts rely on so that nothing is lost and nothing is silently wrong:
 
+* **One run at a time.** A run holds an ``flock`` on ``output_dir/.run.lock`` from start to end (the
+  process that writes the folder: rank 0 under torchrun, so the ranks of one run never refuse each
+  other); a second run on the folder is refused in one line naming the holder (pid, host, command).
+  The kernel releases the lock when its holder dies, so a lock left by a killed run never blocks.
 * **Atomic results.** JSON and text results are written to a temporary file in the same folder and
   moved into place with ``os.replace``, so a kill leaves either the old file or the new one, never
-  half of one. ``all_results.json`` is written last: a folder holding it holds a finished run.
+  half of one; they get the permissions the umask gives any new file. ``all_results.json`` is written
+  once everything else is (a folder holding it holds a finished run), and only then are the
+  checkpoints deleted: a rerun of a finished run whose deletion was cut short just finishes it.
 * **An output folder belongs to one run.** ``run_settings.json`` records the settings that define
   the run (everything that changes the trained model or the reported numbers; not the output
   folder, logging, saving or overwrite flags). A rerun into the folder compares its own settings
   with it: different settings are refused, identical ones resume (or, once the run finished, stop
   without touching the results).
-* **Resume is exact or refused.** Only complete checkpoints are resumed (weights and
-  ``trainer_state.json``, which the Trainer writes last); a model-only checkpoint would restart the
-  optimizer and the learning-rate schedule, so it is resumed only when the user names it
-  (``run_trainer.ExactLossResume`` makes the resumed run's losses exact too).
+* **Resume is exact or refused.** Only complete checkpoints are resumed: everything resume reads
+  (weights, optimizer, scheduler, each process's RNG state and ``loss_state_<rank>.json``, the fp16
+  scaler on a GPU, and ``trainer_state.json``, which the Trainer writes last); a checkpoint missing any
+  of them is skipped with a warning naming what is missing, since the Trainer would silently go on
+  without it. A model-only checkpoint would restart the optimizer and the learning-rate schedule, so
+  it is resumed only when the user names it (``run_trainer.ExactLossResume`` makes the resumed run's
+  losses exact too). Training that ended but did not reach ``all_results.json`` resumes from its final
+  checkpoint: zero further steps, then the same evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import json
 import logging
 import os
+import shlex
 import shutil
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
 RUN_SETTINGS_FILE = "run_settings.json"
 ALL_RESULTS_FILE = "all_results.json"
 TRAINER_STATE_FILE = "trainer_state.json"
+LOCK_FILE = ".run.lock"
 #: Arguments that do not change the trained model or the reported numbers (where files go, what is
 #: logged, how often and how much is saved, caches, workers, credentials). Every other argument
 #: defines the run. ``paper_defaults`` is left out because the values it sets are compared instead.
@@ -52,16 +75,168 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (atomic on POSIX and
     Windows within one file system), so a crash never leaves a truncated file behind."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full_error(path) from err
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a result file is as readable as any other
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full_error(path) from err
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def read_json_file(path: Path, fix: str):
+    """A JSON file this script wrote, or a one-line error naming the file and ``fix`` (a hand-edited
+    or truncated file otherwise raises a JSONDecodeError that names no file)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno} column {err.colno}: {err.msg}): {fix}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text: {fix}") from None
+
+
+# ------------------------------------------------------------------------------------- a full disk
+class DiskFullError(OSError):
+    """No space left while writing a run's files, with the path and the way out in one line."""
+
+    def __str__(self):
+        return self.strerror  # without OSError's "[Errno 28] " prefix
+
+
+def disk_full_error(path) -> DiskFullError:
+    return DiskFullError(errno.ENOSPC, f"no space left on device while writing {path}: free space or choose "
+                                       "another --output_dir")
+
+
+def is_disk_full(err: BaseException, path=None) -> bool:
+    """True when ``err`` (or what caused it) is a write that failed for lack of space.
+
+    ``OSError`` says so by its errno; safetensors' ``SafetensorError`` and numpy only in their text;
+    ``torch.save`` raises a ``RuntimeError`` from ``inline_container.cc`` ("file write failed",
+    "unexpected pos") that never says why, so that one counts when ``path``'s file system is (nearly)
+    full."""
+    while err is not None:
+        if isinstance(err, DiskFullError):
+            return True
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err)
+        if "No space left on device" in text or "StorageFull" in text or "os error 28" in text:
+            return True
+        if "inline_container.cc" in text and ("write" in text or "unexpected pos" in text) and path is not None:
+            try:
+                return shutil.disk_usage(path).free < 1 << 20
+            except OSError:
+                return False
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextlib.contextmanager
+def translating_disk_full(path):
+    """Turn a failed write for lack of space under ``path`` into :class:`DiskFullError`."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as err:
+        if is_disk_full(err, Path(path) if Path(path).exists() else Path(path).parent):
+            raise disk_full_error(path) from err
+        raise
+
+
+# ------------------------------------------------------------------------------------ the run lock
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode("utf-8"))
+        return (f"pid {info['pid']} on host {info['host']}, started {info['started']}, command: "
+                f"{info['command']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that is just starting"
+
+
+def _acquire(path: Path) -> int | None:
+    """An fd holding an exclusive flock on ``path`` (None where the file system has no locks)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise ValueError(f"output_dir {path.parent} is in use by another run ({holder}): wait for it to end "
+                             "(or stop it), or choose another --output_dir.") from None
+        except OSError as err:  # e.g. ENOLCK on a network file system without locks
+            os.close(fd)
+            logger.warning("Cannot lock %s (%s): another run on the same output_dir would not be refused.", path, err)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and flock: lock the new one
+    command = " ".join([Path(sys.argv[0]).name, *map(shlex.quote, sys.argv[1:])]) if sys.argv else "python"
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(command.split())[:500]}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def output_dir_lock(training_args):
+    """Hold ``output_dir/.run.lock`` for the whole block (see the module docstring).
+
+    Only the process that writes the folder (``should_save``: rank 0) locks it; the other ranks of
+    the run follow it through ``prepare_output_dir``. The lock file is removed on the way out (while
+    still held; a process that opened it meanwhile sees another inode and locks afresh), and so is
+    an output folder that the lock alone created."""
+    if fcntl is None or not training_args.should_save:
+        yield
+        return
+    out = Path(training_args.output_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    fd = _acquire(path)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty
+
+
+def holds_output_dir_lock(main):
+    """Decorator of ``run.main(args, ...)``: the run holds its output folder's lock throughout."""
+    @functools.wraps(main)
+    def locked(args, *rest, **kwargs):
+        with output_dir_lock(args.training):
+            return main(args, *rest, **kwargs)
+    return locked
 
 
 def write_json_atomic(path: str | os.PathLike, data) -> None:
@@ -100,12 +275,13 @@ def _remove_run_outputs(out: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def prepare_output_dir(training_args, overwrite: bool, settings: dict) -> dict | None:
+def prepare_output_dir(training_args, overwrite: bool, settings: dict, keep_checkpoints: bool = True) -> dict | None:
     """Check ``output_dir`` against this run before anything is loaded; record the run's settings.
 
     Returns the results of a finished identical run (``all_results.json``), in which case there is
-    nothing to do, else None. Raises ValueError, naming the way out, when the folder holds another
-    run or files this script did not write. Run on every process; only the main one writes.
+    nothing to do but delete the checkpoints a kill left while the finished run deleted them (unless
+    ``keep_checkpoints``), else None. Raises ValueError, naming the way out, when the folder holds
+    another run or files this script did not write. Run on every process; only the main one writes.
     """
     out = Path(training_args.output_dir)
     with training_args.main_process_first(desc="checking output_dir"):
@@ -113,11 +289,15 @@ def prepare_output_dir(training_args, overwrite: bool, settings: dict) -> dict |
         if overwrite:
             if writes and out.is_dir():
                 _remove_run_outputs(out)
-        elif out.is_dir() and any(p.name != RUN_SETTINGS_FILE for p in out.iterdir()):
+        elif out.is_dir() and any(p.name not in (RUN_SETTINGS_FILE, LOCK_FILE) for p in out.iterdir()):
             # (A folder holding nothing but the settings of a run that stopped before training is free.)
             recorded_file = out / RUN_SETTINGS_FILE
             if recorded_file.is_file():
-                recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
+                recorded = read_json_file(recorded_file, "restore it as the run wrote it, or pass --overwrite_output_dir "
+                                          "to start the run afresh (or choose a new --output_dir)")
+                if not isinstance(recorded, dict):
+                    raise ValueError(f"{recorded_file} holds a JSON {type(recorded).__name__}, not the run's settings: "
+                                     "pass --overwrite_output_dir to start the run afresh, or choose a new --output_dir.")
                 differences = settings_difference(recorded, settings)
                 if differences:
                     raise ValueError(
@@ -125,7 +305,12 @@ def prepare_output_dir(training_args, overwrite: bool, settings: dict) -> dict |
                         "--overwrite_output_dir to replace that run, or choose a new --output_dir."
                     )
                 if (out / ALL_RESULTS_FILE).is_file():
-                    return json.loads((out / ALL_RESULTS_FILE).read_text(encoding="utf-8"))
+                    finished = read_json_file(out / ALL_RESULTS_FILE, f"delete it to redo the end of the run (from its "
+                                              "last checkpoint), or pass --overwrite_output_dir to run it afresh")
+                    if writes and training_args.do_train and not keep_checkpoints and _checkpoints(out):
+                        logger.warning("Deleting the checkpoints the finished run in %s left behind.", out)
+                        remove_checkpoints(out)
+                    return finished
             elif training_args.resume_from_checkpoint is None:
                 raise ValueError(
                     f"output_dir {out} is not empty and has no {RUN_SETTINGS_FILE}, so it was not written by "
@@ -146,10 +331,29 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
-def checkpoint_problem(folder: str | os.PathLike) -> str | None:
-    """Why ``folder`` cannot be resumed (None if it can). A checkpoint is complete once its
-    ``trainer_state.json`` reads: the Trainer writes that file after the weights, optimizer,
-    scheduler and RNG states, so a kill during saving leaves it missing or truncated."""
+#: What resume reads besides the weights, by file name prefix: without one of them the Trainer goes
+#: on silently (a fresh optimizer or schedule, other random draws, a loss restarted at 0).
+TRAINING_STATE = ("optimizer", "scheduler", "rng_state", "loss_state_", "scaler")
+
+
+def _training_state_files(world_size: int, scaler: bool) -> list[str]:
+    """The training-state files of a full checkpoint written by ``world_size`` processes."""
+    ranks = range(world_size)
+    rng = ["rng_state.pth"] if world_size == 1 else [f"rng_state_{r}.pth" for r in ranks]
+    return ["optimizer", "scheduler.pt", *rng, *(f"loss_state_{r}.json" for r in ranks),
+            *(["scaler.pt"] if scaler else [])]
+
+
+def checkpoint_problem(folder: str | os.PathLike, world_size: int = 1, scaler: bool = False) -> str | None:
+    """Why ``folder`` cannot be resumed exactly (None if it can).
+
+    A checkpoint is complete when everything resume reads is there and ``trainer_state.json`` reads:
+    the Trainer writes that file after the weights, optimizer, scheduler, scaler and RNG states, so a
+    kill during saving leaves it missing or truncated; a file missing beside a good
+    ``trainer_state.json`` was removed since (or another process had not written it yet). A model-only
+    checkpoint (no training state at all) counts as complete here: see :func:`is_model_only`.
+    ``world_size`` processes each write an RNG state and a ``loss_state_<rank>.json``; ``scaler``: the
+    run uses an fp16 gradient scaler."""
     folder = Path(folder)
     names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
     weights = [n for n in names if n.startswith("pytorch_model_fsdp")
@@ -157,31 +361,53 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
                    and n.endswith((".safetensors", ".bin", ".index.json")))]
     if not weights:
         return "no model weights"
-    try:
-        json.loads((folder / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"no {TRAINER_STATE_FILE}"
-    except (ValueError, UnicodeDecodeError):
-        return f"a truncated {TRAINER_STATE_FILE}"
-    return None
+    for state in [TRAINER_STATE_FILE, *(n for n in names if n.startswith("loss_state_") and n.endswith(".json"))]:
+        try:
+            json.loads((folder / state).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"no {state}"
+        except (ValueError, UnicodeDecodeError):
+            return f"a truncated {state}"
+    if is_model_only(folder):
+        return None
+    missing = [f for f in _training_state_files(world_size, scaler)
+               if not (any(n.startswith("optimizer") or "-optimizer" in n for n in names) if f == "optimizer"
+                       else f in names)]
+    return f"no {', '.join(n if n != 'optimizer' else 'optimizer state' for n in missing)}" if missing else None
+
+
+def required_state(training_args) -> dict:
+    """``checkpoint_problem``'s keywords for this run: its processes, and an fp16 scaler on a GPU.
+    DeepSpeed keeps the training state in its own folder, which is not checked here."""
+    import torch
+
+    if getattr(training_args, "deepspeed", None):
+        return {"world_size": 1, "scaler": False}
+    return {"world_size": training_args.world_size,
+            "scaler": bool(training_args.fp16) and torch.cuda.is_available()}
 
 
 def is_model_only(folder: str | os.PathLike) -> bool:
-    """True for a checkpoint saved with --save_only_model: no optimizer or scheduler state."""
-    return not any(p.name.startswith("optimizer") or "-optimizer" in p.name for p in Path(folder).iterdir())
+    """True for a checkpoint saved with --save_only_model: no training state at all (no optimizer,
+    scheduler, RNG or loss state)."""
+    return not any(p.name.startswith(TRAINING_STATE) or "-optimizer" in p.name for p in Path(folder).iterdir())
 
 
-def newest_complete_checkpoint(out: str | os.PathLike) -> str | None:
-    """The highest-numbered complete ``checkpoint-N`` in ``out``, warning about each newer one skipped."""
-    folders = sorted((p for p in Path(out).glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) >= 0),
-                     key=_checkpoint_step, reverse=True)
+def _checkpoints(out) -> list[Path]:
+    return [p for p in Path(out).glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) >= 0]
+
+
+def newest_complete_checkpoint(out: str | os.PathLike, world_size: int = 1, scaler: bool = False) -> str | None:
+    """The highest-numbered complete ``checkpoint-N`` in ``out``, warning about each newer one skipped
+    and naming what it lacks."""
+    folders = sorted(_checkpoints(out), key=_checkpoint_step, reverse=True)
     skipped = []
     for folder in folders:
-        problem = checkpoint_problem(folder)
+        problem = checkpoint_problem(folder, world_size, scaler)
         if problem is None:
             if skipped:
-                logger.warning("Skipping incomplete checkpoint(s), left by a run killed while saving: %s. Resuming "
-                               "from %s.", ", ".join(skipped), folder)
+                logger.warning("Skipping incomplete checkpoint(s), left by a run killed while saving (or with files "
+                               "removed since): %s. Resuming from %s.", ", ".join(skipped), folder)
             return str(folder)
         skipped.append(f"{folder.name} ({problem})")
     if skipped:
@@ -218,7 +444,7 @@ def checkpoint_to_resume(training_args, overwrite: bool) -> str | None:
     the folder holds this same run). A model-only checkpoint is resumed only when named, loudly."""
     named = training_args.resume_from_checkpoint
     if named is not None:
-        problem = checkpoint_problem(named)
+        problem = checkpoint_problem(named, **required_state(training_args))
         if problem is not None:
             raise FileNotFoundError(f"--resume_from_checkpoint {named} cannot be resumed: {problem}.")
         if is_model_only(named):
@@ -227,7 +453,7 @@ def checkpoint_to_resume(training_args, overwrite: bool) -> str | None:
     out = training_args.output_dir
     if not training_args.do_train or overwrite or not os.path.isdir(out):
         return None
-    last = newest_complete_checkpoint(out)
+    last = newest_complete_checkpoint(out, **required_state(training_args))
     if last is not None:
         if is_model_only(last):
             raise model_only_refusal(last)
@@ -237,11 +463,15 @@ def checkpoint_to_resume(training_args, overwrite: bool) -> str | None:
 
 
 def finish_run(trainer, keep_checkpoints: bool, all_metrics: dict) -> None:
-    """Delete the checkpoints of a finished training run (unless kept), then write all_results.json,
-    last and atomically: its presence is what marks the run in output_dir as finished."""
+    """Write all_results.json (atomically: its presence is what marks the run in output_dir as
+    finished), then delete the checkpoints of the training run unless kept.
+
+    In that order the run is safe at every moment: killed before all_results.json, a rerun resumes
+    from the final checkpoint (zero further steps) and evaluates again; killed while deleting, a
+    rerun finds the run finished and deletes what is left (``prepare_output_dir``)."""
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return
+    write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)
     if trainer.args.do_train and not keep_checkpoints:
         remove_checkpoints(trainer.args.output_dir)
-    write_json_atomic(os.path.join(trainer.args.output_dir, ALL_RESULTS_FILE), all_metrics)

@@ -29,7 +29,8 @@ from .evaluation import make_compute_metrics
 from .model_loading import card_section as lora_card_section
 from .model_loading import load_model_and_tokenizer
 from .output_dir import (
-    checkpoint_to_resume, finish_run, prepare_output_dir, run_settings, write_json_atomic, write_text_atomic,
+    checkpoint_to_resume, finish_run, holds_output_dir_lock, prepare_output_dir, run_settings, write_json_atomic,
+    write_text_atomic,
 )
 from .run_trainer import RunScriptTrainer
 from .script_args import ScriptArgs
@@ -47,6 +48,7 @@ CALIBRATION_FILE = "eval_calibration.json"
 
 
 
+@holds_output_dir_lock
 def main(args: ScriptArgs, progress=None) -> dict:
     """Run one fine-tuning job; returns the metrics written to all_results.json (on every process).
 
@@ -55,9 +57,9 @@ def main(args: ScriptArgs, progress=None) -> dict:
     """
     model_args, data_args, training_args, task = args.model, args.data, args.training, args.task
     calibration = args.calibration
-    logger.info("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
+    logger.debug("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
     settings = run_settings(model_args, data_args, calibration, args.run, training_args)
-    finished = prepare_output_dir(training_args, args.run.overwrite_output_dir, settings)
+    finished = prepare_output_dir(training_args, args.run.overwrite_output_dir, settings, args.run.keep_checkpoints)
     if finished is not None:
         logger.warning("%s already holds the finished results of this run (all_results.json): nothing to do. "
                        "Pass --overwrite_output_dir to run it again.", training_args.output_dir)

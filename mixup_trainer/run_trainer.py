@@ -1,5 +1,5 @@
-"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly and writes the run's
-model card."""
+"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly, reports a full disk in
+one line, and writes the run's model card."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .output_dir import write_json_atomic
+from .output_dir import translating_disk_full, write_json_atomic
 from .trainer import MixUpTrainer
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,50 @@ class _LossStateCallback(TrainerCallback):
             state.log_history[-1]["train_loss"] = t.whole_run_train_loss
 
 
-class RunScriptTrainer(ExactLossResume, MixUpTrainer):
-    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``) and whose model card is
-    the run's (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates
-    the card through ``create_model_card``, so the card is built there rather than after it."""
+class FinalCheckpointKept:
+    """Trainer mixin that keeps the final checkpoint when training ends, which the Trainer deletes
+    under ``save_total_limit=1`` (the scripts' default) when it is not the best one.
+
+    Between ``train()`` returning and ``all_results.json`` (evaluation, temperature scaling, the model
+    card), that final checkpoint is what lets a rerun after a kill skip training: resuming it runs zero
+    further steps, reloads the best model and evaluates, with the uninterrupted run's results. From the
+    best checkpoint instead, the rerun would train the last epochs again. ``output_dir.finish_run``
+    deletes it with the others once the run is finished (unless checkpoints are kept)."""
+
+    def _finalize_training(self, *args, **kwargs):
+        limit = self.args.save_total_limit
+        if limit == 1:
+            self.args.save_total_limit = None  # the Trainer deletes non-best checkpoints here only under limit 1
+        try:
+            return super()._finalize_training(*args, **kwargs)
+        finally:
+            self.args.save_total_limit = limit
+
+
+class DiskFullSaves:
+    """Trainer mixin: a save that fails for lack of space raises ``output_dir.DiskFullError`` naming the
+    folder being written ("no space left on device while writing <path>: ..."), where safetensors
+    raises a ``SafetensorError`` and ``torch.save`` an ``inline_container.cc`` RuntimeError that name
+    neither the cause nor the file."""
+
+    def save_model(self, output_dir=None, *args, **kwargs):
+        with translating_disk_full(output_dir or self.args.output_dir):
+            return super().save_model(output_dir, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with translating_disk_full(folder):
+            return super()._save_checkpoint(model, trial)
+
+
+class RunScriptTrainer(FinalCheckpointKept, DiskFullSaves, ExactLossResume, MixUpTrainer):
+    """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``), keeps its final checkpoint
+    until the run is finished (``FinalCheckpointKept``), names the file a full disk stopped
+    (``DiskFullSaves``), and whose model card is the run's
+    (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates the card
+    through ``create_model_card``, so the card is built there rather than after it."""
 
     card_info: dict | None = None
 

@@ -13,6 +13,7 @@ Each checks its own fields in ``__post_init__``; :func:`check_arguments` checks 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,6 +293,7 @@ def build_args(values: dict, explicit: frozenset, task: Task) -> ScriptArgs:
 
 def check_arguments(args: ScriptArgs) -> None:
     """Refuse, before any data or model is loaded, what would otherwise fail late or train wrongly."""
+    check_what_the_run_claims(args)
     training, task = args.training, args.task
     if args.calibration.temperature_scaling:
         if task.is_regression:
@@ -350,3 +352,60 @@ def _check_layers_exist(model_args: ModelArguments, training: MixUpTrainingArgum
     except ValueError:
         return
     training.mixup_levels(n)  # refuses levels outside 0..n+1 and permutation partners inside the encoder
+
+
+# ------------------------------------------------ runs that would claim what they did not do
+def check_what_the_run_claims(args: ScriptArgs) -> None:
+    """Refuse, at parse time, a run whose folder, training or model would not be what the command
+    says: no --output_dir (transformers 5 would write to ./trainer_output), no training at all
+    (--num_train_epochs 0, --max_steps 0), MixUp with α = 0 (every λ is 0 or 1: ERM under a MixUp
+    name), a local model folder that does not exist (transformers reports a Hub repo-id error), and a
+    --metric_for_best_model that evaluation does not compute (the Trainer fails after the first epoch)."""
+    training = args.training
+    if "output_dir" not in args.explicit:
+        raise ValueError("--output_dir is required: name the folder for this run's checkpoints and results "
+                         "(e.g. --output_dir outputs/sst2-manifold).")
+    if training.do_train and training.max_steps == 0:
+        raise ValueError("--max_steps 0 trains nothing (transformers reads 0 as 'not set' and would train "
+                         "--num_train_epochs): give a positive number of steps, or leave --do_train out to only evaluate.")
+    if training.do_train and training.max_steps < 0 and training.num_train_epochs <= 0:
+        raise ValueError(f"--num_train_epochs {training.num_train_epochs:g} trains nothing: give a positive number of "
+                         "epochs (or --max_steps N), or leave --do_train out to only evaluate.")
+    if training.mixup_alpha == 0 and (training.mixup_method != BASELINE or args.run.compare is not None):
+        how = f"--compare {args.run.compare}" if args.run.compare is not None else f"--mixup_method {training.mixup_method}"
+        raise ValueError(f"--mixup_alpha 0 with {how} mixes nothing (λ ~ Beta(0, 0) is always 0 or 1, so every batch "
+                         "is ERM): give a positive --mixup_alpha (e.g. 0.4), or --mixup_method none.")
+    for flag in ("model_name_or_path", "config_name", "tokenizer_name"):
+        _check_local_folder(flag, getattr(args.model, flag))
+    if "metric_for_best_model" in args.explicit and training.metric_for_best_model:
+        _check_metric_for_best_model(args)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A Hub id is ``name`` or ``org/name``; anything absolute, relative (./, ../, ~) or deeper is a path."""
+    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _check_local_folder(flag: str, name: str | None) -> None:
+    if name and _looks_like_a_path(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise FileNotFoundError(f"--{flag} {name}: no such folder; give the path of a local model folder (holding "
+                                "config.json), or a Hub model id such as bert-base-uncased.")
+
+
+def _check_metric_for_best_model(args: ScriptArgs) -> None:
+    """The metrics evaluation reports, found by evaluating two made-up examples (no list to keep in step)."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from .evaluation import make_compute_metrics
+
+    task, wanted = args.task, args.training.metric_for_best_model
+    if task.is_regression:
+        dummy = EvalPrediction(predictions=np.array([[0.2], [0.9]]), label_ids=np.array([0.1, 0.8]))
+    else:
+        logits = np.eye(task.num_labels)[[0, 1 % task.num_labels]]
+        dummy = EvalPrediction(predictions=logits, label_ids=np.array([0, 1 % task.num_labels]))
+    names = {"loss", *make_compute_metrics(task.metric, n_bins=args.calibration.calibration_bins)(dummy)}
+    if wanted.removeprefix("eval_") not in names:
+        raise ValueError(f"--metric_for_best_model {wanted}: evaluation of {task.name} does not report it, so the "
+                         f"Trainer would fail after the first evaluation; choose one of {', '.join(sorted(names))}.")

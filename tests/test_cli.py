@@ -127,7 +127,7 @@ def card_run(tiny_bert, tmp_path_factory):
     proc = cli("--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", tiny_bert,
                "--mixup_method", "cls", "--mixup_alpha", "0.4", "--max_train_samples", "24", "--max_eval_samples", "30",
                "--num_train_epochs", "1", "--max_seq_length", "48", "--output_dir", str(out), "--disable_tqdm", "true",
-               "--log_level", "info", "--report_to", "none", cwd=out.parent)
+               "--log_level", "debug", "--report_to", "none", cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, proc
 
@@ -158,6 +158,7 @@ def test_model_card_loads_with_huggingface_hub(card_run):
 
 @pytest.mark.slow
 def test_the_run_log_shows_mixup_pad_token(card_run):
+    """The argument dump is a debug message (an error is not preceded by a hundred lines of arguments)."""
     _, proc = card_run
     assert "mixup_pad_token=sep," in proc.stdout + proc.stderr
     assert "<MIXUP_PAD_TOKEN>" not in proc.stdout + proc.stderr

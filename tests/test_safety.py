@@ -74,7 +74,7 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
     rerun = subprocess.run(_script(tiny_bert, killed), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert "Skipping incomplete checkpoint(s), left by a run killed while saving: " in rerun.stdout
+    assert "Skipping incomplete checkpoint(s), left by a run killed while saving (or with files removed since): " in rerun.stdout
     assert f"{half.name} (no trainer_state.json)" in rerun.stdout
     assert f"Resuming from {killed / f'checkpoint-{newest}'}." in rerun.stdout
     assert uninterrupted.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-4000:]
@@ -126,7 +126,7 @@ def _checkpoint(folder: Path, *names: str) -> Path:
     return folder
 
 
-FULL = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
+FULL = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "loss_state_0.json", "trainer_state.json")
 
 
 def test_settings_recorded_and_other_settings_refused_in_one_line(parse, tmp_path):
@@ -183,7 +183,7 @@ def test_identical_rerun_resumes_newest_complete_checkpoint(parse, tmp_path, cap
     with caplog.at_level("WARNING", logger="mixup_trainer"):
         assert _prepare(parse, out) == (None, str(out / "checkpoint-8"))
     warning = " ".join(r.getMessage() for r in caplog.records)
-    assert ("left by a run killed while saving: checkpoint-20 (a truncated trainer_state.json), checkpoint-16 (no "
+    assert ("left by a run killed while saving (or with files removed since): checkpoint-20 (a truncated trainer_state.json), checkpoint-16 (no "
             f"model weights), checkpoint-12 (no trainer_state.json). Resuming from {out / 'checkpoint-8'}.") in warning
 
 
