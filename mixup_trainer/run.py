@@ -28,9 +28,9 @@ from .data import prepare_data
 from .evaluation import make_compute_metrics
 from .model_loading import card_section as lora_card_section
 from .model_loading import load_model_and_tokenizer
+from .checkpoints import checkpoint_to_resume
 from .output_dir import (
-    checkpoint_to_resume, finish_run, holds_output_dir_lock, prepare_output_dir, run_settings, write_json_atomic,
-    write_text_atomic,
+    finish_run, holds_output_dir_lock, prepare_output_dir, run_settings, write_json_atomic, write_text_atomic,
 )
 from .run_trainer import RunScriptTrainer
 from .script_args import ScriptArgs

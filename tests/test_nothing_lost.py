@@ -253,7 +253,7 @@ FULL = ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "l
 
 @pytest.mark.parametrize("missing", ["optimizer.pt", "scheduler.pt", "rng_state.pth", "loss_state_0.json"])
 def test_checkpoint_missing_what_resume_reads_is_skipped_with_a_note(tmp_path, caplog, missing):
-    from mixup_trainer.output_dir import newest_complete_checkpoint
+    from mixup_trainer.checkpoints import newest_complete_checkpoint
 
     older = _checkpoint(tmp_path / "checkpoint-4", FULL)
     _checkpoint(tmp_path / "checkpoint-8", [n for n in FULL if n != missing])
@@ -264,7 +264,7 @@ def test_checkpoint_missing_what_resume_reads_is_skipped_with_a_note(tmp_path, c
 
 
 def test_every_process_state_and_the_scaler_are_required(tmp_path):
-    from mixup_trainer.output_dir import checkpoint_problem, is_model_only
+    from mixup_trainer.checkpoints import checkpoint_problem, is_model_only
 
     two = _checkpoint(tmp_path / "checkpoint-2", ["model.safetensors", "optimizer.pt", "scheduler.pt",
                                                   "rng_state_0.pth", "rng_state_1.pth", "loss_state_0.json",

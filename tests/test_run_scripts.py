@@ -150,7 +150,8 @@ def test_output_dir_rules(parse, tmp_path):
     """A folder without run_settings.json is not resumed (it may hold another task's run); a folder
     recording this run resumes its newest full checkpoint. tests/test_safety.py has the rest."""
     from mixup_trainer.cli import parse_args
-    from mixup_trainer.output_dir import checkpoint_to_resume, prepare_output_dir, run_settings
+    from mixup_trainer.checkpoints import checkpoint_to_resume
+    from mixup_trainer.output_dir import prepare_output_dir, run_settings
 
     def check(*argv):
         args = parse_args(["--model_name_or_path", "m", "--task", "sst2", "--output_dir", str(out), *argv])
@@ -161,13 +162,15 @@ def test_output_dir_rules(parse, tmp_path):
     out = tmp_path / "out"
     checkpoint = out / "checkpoint-5"
     checkpoint.mkdir(parents=True)
-    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+                     "loss_state_0.json"):
         (checkpoint / name).write_text("{}")
     with pytest.raises(ValueError, match=r"no run_settings.json.*--overwrite_output_dir.*new --output_dir"):
         check()
     assert check("--overwrite_output_dir") is None and not checkpoint.exists()
     checkpoint.mkdir()
-    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt"):
+    for name in ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+                     "loss_state_0.json"):
         (checkpoint / name).write_text("{}")
     assert check() == str(checkpoint)  # the same run, interrupted: resume
 

@@ -111,7 +111,8 @@ def parse(tmp_path_factory):
 
 def _prepare(parse, out, *argv):
     """What main() does before loading anything: (finished results or None, checkpoint to resume)."""
-    from mixup_trainer.output_dir import checkpoint_to_resume, prepare_output_dir, run_settings
+    from mixup_trainer.checkpoints import checkpoint_to_resume
+    from mixup_trainer.output_dir import prepare_output_dir, run_settings
 
     args = parse(out, *argv)
     settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
