@@ -2,7 +2,6 @@
 belong to one run, atomic results, and bad arguments and data refused early with a clear message."""
 
 import json
-import math
 import os
 import signal
 import subprocess
