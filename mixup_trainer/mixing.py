@@ -17,6 +17,16 @@ MixUp with permutation partners needs ``mixup_padding`` ``none`` or ``max``.
 Encoders read every row at position 0 ([CLS]); ``pad_for_mixing`` extends each pair after its
 end. Decoder classifiers read row i at its last non-pad token t_i, so ``align_for_mixing`` moves
 the shorter row of each pair to end where the longer one ends and fills before it instead.
+
+What "exact" means for a decoder. Let x̂ = align_for_mixing(x), the rows as the model reads them
+under this plan. At a level k in 0..n, MixUp's logits are exactly the model's logits on x̂ with
+the hidden states at level k replaced by λ · h_k(x̂) + (1 − λ) · h_k(x̂)[p], continued by the model
+itself. So λ = 1 gives the clean forward of x̂, and λ = 0 gives row i the clean logits of row p(i)
+of x̂ and the target y_p(i): rows and targets swap. The longer row of each pair is not changed
+(x̂_b = x_b), so its clean forward is the model's ordinary one; the shorter row is read with fillers
+before its first token, which its tokens attend (as an encoder's tokens attend the [SEP] filler
+after them in the paper's pair padding). At level n+1 nothing is re-padded (x̂ = x) and the head
+reads λ · h_i[t_i] + (1 − λ) · h_p[t_p] at row i's position t_i.
 """
 
 from __future__ import annotations

