@@ -102,10 +102,10 @@ class MixUpTrainer(Trainer):
         tokenizer = self.processing_class
         fix = ("set tokenizer.pad_token = tokenizer.eos_token (if it has none) and "
                "model.config.pad_token_id = tokenizer.pad_token_id")
-        if pad_id is None:
-            raise ValueError(f"{type(base).__name__} reads each row at its last non-pad token, and "
-                             f"model.config.pad_token_id is None: {fix}.")
         tokenizer_pad = getattr(tokenizer, "pad_token_id", pad_id) if tokenizer is not None else pad_id
+        if pad_id is None or tokenizer_pad is None:
+            lacking = "model.config.pad_token_id is None" if pad_id is None else "the tokenizer has no pad token"
+            raise ValueError(f"{type(base).__name__} reads each row at its last non-pad token, and {lacking}: {fix}.")
         if tokenizer_pad != pad_id:
             raise ValueError(f"The tokenizer pads with token id {tokenizer_pad} but model.config.pad_token_id is "
                              f"{pad_id}, so {type(base).__name__} would read padding as the last token: {fix}.")

@@ -14,6 +14,7 @@ ending there too with the filler before its first token back to the longer row's
 after its last token). The longer row of every pair is therefore unchanged, which is checked too.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -363,6 +364,11 @@ def test_a_decoder_without_a_pad_token_is_refused(decoder_tokenizer, tmp_path):
     model.config.pad_token_id = None
     with pytest.raises(ValueError, match="pad_token_id is None: set tokenizer.pad_token = tokenizer.eos_token"):
         _trainer(model, decoder_tokenizer, tmp_path)
+    model.config.pad_token_id = 0
+    no_pad = copy.deepcopy(decoder_tokenizer)
+    no_pad.pad_token = None
+    with pytest.raises(ValueError, match="the tokenizer has no pad token: set tokenizer.pad_token"):
+        _trainer(model, no_pad, tmp_path)
     model.config.pad_token_id = 1  # <unk>: the model would read padding (id 0) as a token
     with pytest.raises(ValueError, match="pads with token id 0 but model.config.pad_token_id is 1"):
         _trainer(model, decoder_tokenizer, tmp_path, mixup_method="cls")
