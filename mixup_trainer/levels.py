@@ -11,6 +11,14 @@ they are found from the module tree rather than from a per-family table:
   output, DeBERTa's ContextPooler output, ModernBERT's head output): a pre-hook on the last
   ``nn.Linear`` whose ``out_features == num_labels``.
 
+Decoder classifiers (Llama, Mistral, Qwen, Gemma, Phi, GPT-2, GPT-NeoX ...) have the same three
+places: level 0 is the input of the first decoder block, k its blocks, n+1 the input of ``score``.
+They differ in one way that matters: ``score`` is applied at *every* position and the model keeps
+row i's logits at its last non-pad token. ``MixUpLevels.per_position_head`` records this, found
+structurally: the final projection is a direct child of the model and the model's only other
+child is its base model, so nothing (no pooler, no dropout, no dense layer) stands between the
+base model's per-position output and the head. The hooks verify it on every mixed step.
+
 The encoder blocks are the first ``nn.ModuleList`` of n blocks of one class. ALBERT shares one
 block among all n layers (a list shorter than n that divides it): there the hooks count the
 calls of each forward pass. ``LEVEL_OVERRIDES`` holds the families where this rule is provably
@@ -58,7 +66,7 @@ def num_encoder_blocks(config) -> int:
     raise ValueError(f"{type(config).__name__} has no num_hidden_layers: cannot find the encoder blocks to mix.")
 
 
-def _outermost_wrapper(model: nn.Module, path: str) -> nn.Module:
+def _outermost_wrapper(model: nn.Module, path: str) -> tuple[str, nn.Module]:
     """The module at ``path``, or the PEFT wrapper around exactly that module, whose forward takes
     the same input (a LoRA layer's ``base_layer``; a ``modules_to_save`` wrapper of the Linear
     itself): mixing must reach the adapter branch too. A wrapper of a larger head (RoBERTa's whole
@@ -75,7 +83,7 @@ def _outermost_wrapper(model: nn.Module, path: str) -> nn.Module:
             module = model.get_submodule(".".join(parts))
         else:
             break
-    return module
+    return ".".join(parts), module
 
 
 def final_projection(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -102,7 +110,8 @@ class MixUpLevels:
     ``blocks`` are the encoder blocks in call order; when ``shared`` they are fewer than n and
     called n / len(blocks) times each (ALBERT). ``head`` is the final projection (or its PEFT
     wrapper), whose input is level n+1. ``overrides`` maps a level to a module whose output is that
-    level instead of the generic place (``LEVEL_OVERRIDES``).
+    level instead of the generic place (``LEVEL_OVERRIDES``). ``per_position_head``: the head runs
+    at every position and the model reads row i at its last non-pad token (decoder classifiers).
     """
 
     num_blocks: int
@@ -110,6 +119,7 @@ class MixUpLevels:
     head: nn.Module
     shared: bool
     overrides: tuple[tuple[int, nn.Module], ...] = ()
+    per_position_head: bool = False
 
     @property
     def num_levels(self) -> int:
@@ -131,7 +141,7 @@ LEVEL_OVERRIDES = {"deberta-v2": _deberta_v2_conv}
 
 
 def find_mixup_levels(model: nn.Module) -> MixUpLevels:
-    """Levels 0..n+1 of an encoder classifier (any transformers family, under PEFT too)."""
+    """Levels 0..n+1 of an encoder or decoder classifier (any transformers family, under PEFT too)."""
     model = unwrap_model(model)
     config = getattr(model, "config", None)
     name = type(model).__name__
@@ -153,6 +163,9 @@ def find_mixup_levels(model: nn.Module) -> MixUpLevels:
     if blocks is None:
         raise ValueError(f"{name} has no MixUp levels: found no list of {n} encoder blocks. Train it with "
                          "--mixup_method none, or open an issue with the model name.")
-    levels = MixUpLevels(n, tuple(blocks), _outermost_wrapper(model, final_projection(model)[0]), shared)
+    head_path, head = _outermost_wrapper(model, final_projection(model)[0])
+    children = {child for child, _ in model.named_children()}
+    per_position = "." not in head_path and children == {head_path, getattr(model, "base_model_prefix", None)}
+    levels = MixUpLevels(n, tuple(blocks), head, shared, per_position_head=per_position)
     override = LEVEL_OVERRIDES.get(model_type)
     return override(model, levels) if override else levels

@@ -13,6 +13,20 @@ With an odd batch the row left over is its own partner and trains on its clean e
 may then be the partner of a row other than i, so no shared pair length exists below the mixing
 level: pair padding is exact only at the input (level 0) and CLS (n + 1) levels, and Manifold
 MixUp with permutation partners needs ``mixup_padding`` ``none`` or ``max``.
+
+Encoders read every row at position 0 ([CLS]); ``pad_for_mixing`` extends each pair after its
+end. Decoder classifiers read row i at its last non-pad token t_i, so ``align_for_mixing`` moves
+the shorter row of each pair to end where the longer one ends and fills before it instead.
+
+What "exact" means for a decoder. Let x̂ = align_for_mixing(x), the rows as the model reads them
+under this plan. At a level k in 0..n, MixUp's logits are exactly the model's logits on x̂ with
+the hidden states at level k replaced by λ · h_k(x̂) + (1 − λ) · h_k(x̂)[p], continued by the model
+itself. So λ = 1 gives the clean forward of x̂, and λ = 0 gives row i the clean logits of row p(i)
+of x̂ and the target y_p(i): rows and targets swap. The longer row of each pair is not changed
+(x̂_b = x_b), so its clean forward is the model's ordinary one; the shorter row is read with fillers
+before its first token, which its tokens attend (as an encoder's tokens attend the [SEP] filler
+after them in the paper's pair padding). At level n+1 nothing is re-padded (x̂ = x) and the head
+reads λ · h_i[t_i] + (1 − λ) · h_p[t_p] at row i's position t_i.
 """
 
 from __future__ import annotations
@@ -28,6 +42,16 @@ MIXUP_METHODS = ("none", "cls", "input", "manifold")
 MIXUP_PADDINGS = ("pair", "max", "none")
 MIXUP_PAD_TOKENS = ("sep", "pad", "unused0")
 MIXUP_PARTNERS = ("matching", "permutation")
+
+
+def read_positions(input_ids: torch.Tensor, pad_token_id: int | None) -> torch.Tensor:
+    """Where a decoder classifier reads each row: the rightmost token that is not ``pad_token_id``
+    (transformers' ``last_non_pad_token``, right or left padding alike; the last position when the
+    config has no pad token)."""
+    if pad_token_id is None:
+        return torch.full(input_ids.shape[:1], input_ids.shape[1] - 1, dtype=torch.long, device=input_ids.device)
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return (positions * (input_ids != pad_token_id)).argmax(-1)
 
 
 @dataclass(frozen=True)
@@ -71,8 +95,8 @@ def draw_plan(
     return MixUpPlan(partner=draw_partners(batch_size, rng, partners), lam=lam, layer=layer)
 
 
-def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None) -> torch.Tensor:
-    """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0)."""
+def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None, lam=None) -> torch.Tensor:
+    """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0); ``lam`` overrides plan.lam."""
     partner = plan.partner.to(hidden.device)
     if hidden.shape[0] != partner.shape[0]:
         where = "" if level is None else f" at level {level}"
@@ -81,7 +105,19 @@ def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None) -> torc
             "this model packs or unpads its sequences (e.g. attn_implementation='flash_attention_2'). "
             "Load it with attn_implementation='sdpa' or 'eager' to mix."
         )
-    return plan.lam * hidden + (1.0 - plan.lam) * hidden.index_select(0, partner)
+    lam = plan.lam if lam is None else lam
+    return lam * hidden + (1.0 - lam) * hidden.index_select(0, partner)
+
+
+def mix_read_positions(hidden: torch.Tensor, read: torch.Tensor, plan: MixUpPlan, lam=None) -> torch.Tensor:
+    """Level n+1 of a decoder classifier: ``hidden`` [B, T, H] feeds a head applied at every
+    position, and the model keeps row i's output at position t_i = ``read[i]``. Row i's vector
+    there becomes λ · h_i[t_i] + (1 − λ) · h_p[t_p], each row read where the model reads it; the
+    other positions are never read and stay as they are."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    read = read.to(hidden.device)
+    pooled = hidden[rows, read]
+    return hidden.index_put((rows, read), mix(pooled, plan, lam=lam))
 
 
 def pad_for_mixing(
@@ -127,6 +163,86 @@ def pad_for_mixing(
     out = dict(batch)
     out["input_ids"] = batch["input_ids"].masked_fill(~real & (positions < written.unsqueeze(1)), pad_token_id)
     out["attention_mask"] = mask.masked_fill(~real & (positions < target.unsqueeze(1)), 1)
+    return out
+
+
+def align_for_mixing(
+    batch: dict[str, torch.Tensor], partner: torch.Tensor, mode: str, filler_id: int | None, pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    """Re-pad a decoder classifier's batch (right or left padded) so that each pair is read at one
+    position: the decoder counterpart of ``pad_for_mixing``.
+
+    The model reads row i at t_i, its last token that is not ``pad_token_id`` (``read_positions``).
+    Mixing position by position at a level 0..n is exact only if both rows of a pair are read at
+    the same position, attend the same positions and get the same position ids. So each row is
+    shifted right until its read position is the pair's (a *matching*: max(t_i, t_p(i)); a
+    permutation: the batch's largest t; ``max``: the last column), and then, mirroring the
+    encoders' Appendix-B padding at the other end:
+
+    - ``pair``: the shorter row is filled with ``filler_id`` *before* its first token back to the
+      longer row's length; both rows attend that span (one mask), so they are the same length,
+      end at the same column and get the model's own positions (its ``arange``) there;
+    - ``max``: every row ends at the last column, is filled back to column 0 and attends all of it;
+    - ``none``: rows are only shifted (the model then reads each pair at one position); each keeps
+      its own mask, with no filler (as TMix).
+
+    The longer row of a pair is not moved, so it is exactly the row the model reads without MixUp;
+    the shorter row is what the model reads with fillers before it (under causal attention its
+    tokens attend them). Tokens after a row's read position (a pad token used inside the row, e.g.
+    a trailing eos with pad = eos) are dropped: under causal attention they cannot change what is
+    read. ``position_ids`` in the batch are refused (moving them is the model's business). Returns
+    a new dict; ``token_type_ids`` move with their tokens (0 elsewhere).
+    """
+    if mode not in MIXUP_PADDINGS:
+        raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {mode!r}")
+    if "position_ids" in batch:
+        raise ValueError("MixUp re-pads decoder batches for levels 0..n and cannot move `position_ids`: "
+                         "leave them out of the batch (the model derives them), or use mixup_method='cls'.")
+    if filler_id is None and mode != "none":
+        raise ValueError(f"mixup_padding={mode!r} needs a filler token id (mixup_pad_token).")
+    ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    batch_size, seq_len = ids.shape
+    positions = torch.arange(seq_len, device=ids.device).unsqueeze(0)
+    read = read_positions(ids, pad_token_id)
+    starts = mask.int().argmax(dim=1)
+    runs = mask[:, :1].sum(1) + (mask[:, 1:] & ~mask[:, :-1]).sum(1)
+    if (runs != 1).any() or not mask.gather(1, read.unsqueeze(1)).all():
+        raise ValueError(
+            "MixUp on a decoder classifier needs each row to attend one run of tokens that contains the "
+            "position the model reads (its last token that is not the pad token). This batch has rows without "
+            "tokens, holes in the attention_mask, or a pad token id different from model.config.pad_token_id: "
+            "set model.config.pad_token_id = tokenizer.pad_token_id."
+        )
+    partner = partner.to(ids.device)
+    matching = torch.equal(partner.index_select(0, partner), torch.arange(batch_size, device=ids.device))
+    if mode == "max":
+        end = torch.full_like(read, seq_len - 1)
+    elif matching:
+        end = torch.maximum(read, read.index_select(0, partner))
+    else:  # with a permutation row j is also the partner of a third row: one end for the whole batch
+        end = torch.full_like(read, int(read.max()))
+    src = positions - (end - read).unsqueeze(1)  # the column each column takes its token from
+    keep = (src >= starts.unsqueeze(1)) & (src <= read.unsqueeze(1))
+    length = read - starts + 1
+    if mode == "pair":
+        target = torch.maximum(length, length.index_select(0, partner))
+    elif mode == "max":
+        target = end + 1
+    else:
+        target = length
+    # As in pad_for_mixing: the rows that take row j as partner need its filler over their span too.
+    written = target if mode == "none" else torch.maximum(target, target.index_select(0, torch.argsort(partner)))
+    before_end = positions <= end.unsqueeze(1)
+    attend = before_end & (positions > (end - target).unsqueeze(1))
+    fill = before_end & (positions > (end - written).unsqueeze(1)) & ~keep
+    src = src.clamp(0, seq_len - 1)
+    out = dict(batch)
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.shape == ids.shape and key not in ("input_ids", "attention_mask"):
+            out[key] = torch.where(keep, value.gather(1, src), torch.zeros_like(value))
+    moved = torch.where(keep, ids.gather(1, src), torch.full_like(ids, pad_token_id))
+    out["input_ids"] = moved if filler_id is None else moved.masked_fill(fill, filler_id)
+    out["attention_mask"] = attend.to(batch["attention_mask"].dtype)
     return out
 
 
@@ -179,8 +295,12 @@ def mixup_per_example_loss(
     return F.cross_entropy(logits, targets, reduction="none")
 
 
-def resolve_pad_token_id(tokenizer, name: str) -> int:
-    """The token id that pair/max padding writes: [SEP] (the paper's best), [PAD] or [unused0]."""
+def resolve_pad_token_id(tokenizer, name: str, decoder: bool = False) -> int:
+    """The token id that pair/max padding writes: [SEP] (the paper's best), [PAD] or [unused0].
+
+    Decoder tokenizers (GPT-2, Llama, Qwen ...) have no separator: there ``sep`` is the eos token,
+    the separator between documents that a decoder saw in pre-training (``decoder=True``).
+    """
     if name not in MIXUP_PAD_TOKENS:
         raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {name!r}")
     if tokenizer is None:
@@ -190,6 +310,8 @@ def resolve_pad_token_id(tokenizer, name: str) -> int:
         )
     if name == "sep":
         token, token_id = tokenizer.sep_token, tokenizer.sep_token_id
+        if token_id is None and decoder:
+            token, token_id = tokenizer.eos_token, tokenizer.eos_token_id
     elif name == "pad":
         token, token_id = tokenizer.pad_token, tokenizer.pad_token_id
     else:
@@ -198,8 +320,9 @@ def resolve_pad_token_id(tokenizer, name: str) -> int:
         if token_id == tokenizer.unk_token_id:
             token_id = None
     if token_id is None:
+        what = "separator or eos" if name == "sep" and decoder else (token or name)
         raise ValueError(
             f"mixup_pad_token={name!r}: the tokenizer {type(tokenizer).__name__} has no "
-            f"{token or name} token. Choose another of {MIXUP_PAD_TOKENS}."
+            f"{what} token. Choose another of {MIXUP_PAD_TOKENS}."
         )
     return int(token_id)

@@ -11,7 +11,14 @@ from .arguments import MixUpTrainingArguments
 from .collator import MixUpDataCollator
 from .hooks import get_or_attach_hooks
 from .levels import unwrap_model
-from .mixing import MixUpPlan, draw_plan, mixup_per_example_loss, pad_for_mixing, resolve_pad_token_id
+from .mixing import (
+    MixUpPlan,
+    align_for_mixing,
+    draw_plan,
+    mixup_per_example_loss,
+    pad_for_mixing,
+    resolve_pad_token_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +32,11 @@ class MixUpTrainer(Trainer):
     drawn from a generator keyed by (seed, process index, optimizer step, micro-batch), so a run
     resumed from a checkpoint mixes exactly like an uninterrupted one and each data-parallel rank
     draws its own plans. Evaluation and prediction run on clean inputs with the model's own loss.
+
+    Decoder classifiers (Llama, Qwen, Mistral, Gemma, Phi, GPT-2 ...; see ``levels.py``) need
+    ``model.config.pad_token_id`` (they read each row at its last non-pad token) and may pad on
+    either side; for levels 0..n each batch is re-padded by ``align_for_mixing`` so that both rows
+    of a pair are read at one position.
     """
 
     def __init__(self, model=None, args: MixUpTrainingArguments | None = None, data_collator=None, **kwargs):
@@ -43,6 +55,7 @@ class MixUpTrainer(Trainer):
         self._sequence_classifier = True
         self.mixup_levels: tuple[int, ...] = ()
         self.mixup_pad_token_id: int | None = None
+        self.mixup_read_pad_token_id: int | None = None  # decoders: the pad id the model reads past
         self._mixup_log: list[tuple[float, int]] = []
         self._plan_key = (-1, -1)  # (optimizer step, micro-batch) of the last plan
         self._warned_single_row = False
@@ -68,7 +81,9 @@ class MixUpTrainer(Trainer):
         self.mixup_hooks = get_or_attach_hooks(model)
         n = self.mixup_hooks.levels.num_blocks
         self.mixup_levels = args.mixup_levels(n)
-        if args.mixup_padding != "none" and min(self.mixup_levels) <= n:
+        if self.mixup_hooks.levels.per_position_head:
+            self._setup_decoder(base, n)
+        elif args.mixup_padding != "none" and min(self.mixup_levels) <= n:
             self.mixup_pad_token_id = resolve_pad_token_id(self.processing_class, args.mixup_pad_token)
             if getattr(self.processing_class, "padding_side", "right") == "left":
                 raise ValueError(
@@ -78,6 +93,25 @@ class MixUpTrainer(Trainer):
                 )
         if hasattr(base, "add_model_tags"):
             base.add_model_tags(["mixup", f"mixup-{args.mixup_method}"])
+
+    def _setup_decoder(self, base, n: int) -> None:
+        """A decoder classifier reads row i at its last token that is not config.pad_token_id: that
+        id must exist and be the one the tokenizer pads with, or the model (and MixUp) would read
+        padding. Either padding side works; levels 0..n re-pad with a filler (sep = eos here)."""
+        pad_id = base.config.get_text_config().pad_token_id
+        tokenizer = self.processing_class
+        fix = ("set tokenizer.pad_token = tokenizer.eos_token (if it has none) and "
+               "model.config.pad_token_id = tokenizer.pad_token_id")
+        tokenizer_pad = getattr(tokenizer, "pad_token_id", pad_id) if tokenizer is not None else pad_id
+        if pad_id is None or tokenizer_pad is None:
+            lacking = "model.config.pad_token_id is None" if pad_id is None else "the tokenizer has no pad token"
+            raise ValueError(f"{type(base).__name__} reads each row at its last non-pad token, and {lacking}: {fix}.")
+        if tokenizer_pad != pad_id:
+            raise ValueError(f"The tokenizer pads with token id {tokenizer_pad} but model.config.pad_token_id is "
+                             f"{pad_id}, so {type(base).__name__} would read padding as the last token: {fix}.")
+        self.mixup_read_pad_token_id = int(pad_id)
+        if self.args.mixup_padding != "none" and min(self.mixup_levels) <= n:
+            self.mixup_pad_token_id = resolve_pad_token_id(tokenizer, self.args.mixup_pad_token, decoder=True)
 
     def _problem_type(self, model) -> str:
         config = unwrap_model(model).config
@@ -123,13 +157,17 @@ class MixUpTrainer(Trainer):
         plan = self._draw_plan(labels.shape[0])
         if plan is not None:
             plan = plan.to(labels.device)
-            if plan.layer < self.mixup_hooks.num_levels - 1 and self.mixup_pad_token_id is not None:
+            below_head = plan.layer < self.mixup_hooks.num_levels - 1
+            if below_head and self.mixup_read_pad_token_id is not None:
+                inputs = align_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id,
+                                          self.mixup_read_pad_token_id)
+            elif below_head and self.mixup_pad_token_id is not None:
                 inputs = pad_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id)
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
         outputs = model(**inputs)
         if plan is not None:
-            self.mixup_hooks.check_mixed()
+            self.mixup_hooks.check_mixed(outputs.logits)
         if outputs.logits.dim() != 2 or outputs.logits.shape[0] != labels.shape[0]:
             raise ValueError(
                 f"MixUpTrainer expects sequence-classification logits [batch, num_labels], got "

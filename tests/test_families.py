@@ -141,6 +141,7 @@ def test_generic_levels_match_the_hand_written_table(family_model):
     assert list(levels.blocks) == list(model.get_submodule(blocks_path))
     assert levels.shared == (family == "albert")
     assert levels.head is model.get_submodule(head_path)
+    assert not levels.per_position_head  # pooled heads: decoders are tests/test_decoders.py
 
 
 @pytest.mark.parametrize("level", range(N + 2))

@@ -8,10 +8,13 @@ import torch.nn.functional as F
 from conftest import make_tiny_config
 from mixup_trainer import MixUpBertForSequenceClassification, MixUpPlan
 from mixup_trainer.mixing import (
+    align_for_mixing,
     draw_partners,
     draw_plan,
+    mix_read_positions,
     mixup_per_example_loss,
     pad_for_mixing,
+    read_positions,
     resolve_pad_token_id,
     soft_targets,
 )
@@ -275,3 +278,91 @@ def test_multi_label_mixes_multi_hot_targets_under_bce():
     mixed = 0.8 * labels + 0.2 * labels[plan.partner]
     want = F.binary_cross_entropy_with_logits(logits, mixed, reduction="none").mean(dim=1)
     torch.testing.assert_close(mixup_per_example_loss(logits, labels, plan, "multi_label_classification"), want)
+
+
+# ------------------------------------------------------------- decoders: read positions, alignment
+PAD, FILL = 0, 9
+
+
+def decoder_batch(rows, side="right"):
+    """Token rows (no id 0 inside) padded with PAD on one side, with their attention mask."""
+    width = max(map(len, rows))
+    gap = [[PAD] * (width - len(r)) for r in rows]
+    ids = [g + r if side == "left" else r + g for r, g in zip(rows, gap)]
+    return {"input_ids": torch.tensor(ids), "attention_mask": (torch.tensor(ids) != PAD).long()}
+
+
+ROWS = [[5, 6, 7], [8], [1, 2, 3, 4], [3, 3]]
+MATCH = torch.tensor([1, 0, 3, 2])
+
+
+def test_read_positions_are_the_last_non_pad_token_on_either_side():
+    assert read_positions(decoder_batch(ROWS)["input_ids"], PAD).tolist() == [2, 0, 3, 1]
+    assert read_positions(decoder_batch(ROWS, "left")["input_ids"], PAD).tolist() == [3, 3, 3, 3]
+    assert read_positions(decoder_batch(ROWS)["input_ids"], None).tolist() == [3, 3, 3, 3]
+
+
+def test_mixing_the_read_positions_takes_each_row_where_it_is_read():
+    hidden = torch.arange(12.0).view(2, 3, 2)  # rows 0, 1; positions 0..2
+    out = mix_read_positions(hidden, torch.tensor([0, 2]), MixUpPlan(torch.tensor([1, 0]), 0.25, 3))
+    expected = hidden.clone()
+    expected[0, 0] = 0.25 * hidden[0, 0] + 0.75 * hidden[1, 2]  # row 0 read at 0, its partner at 2
+    expected[1, 2] = 0.25 * hidden[1, 2] + 0.75 * hidden[0, 0]
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("side,mode,ids,mask", [
+    # pairs (0, 1) and (2, 3): the shorter row ends where its partner ends, filled back to its length
+    ("right", "pair", [[5, 6, 7, 0], [9, 9, 8, 0], [1, 2, 3, 4], [9, 9, 3, 3]],
+     [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1]]),
+    ("left", "pair", [[0, 5, 6, 7], [0, 9, 9, 8], [1, 2, 3, 4], [9, 9, 3, 3]],
+     [[0, 1, 1, 1], [0, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]),
+    # max: every row ends at the last column and attends all of it
+    ("right", "max", [[9, 5, 6, 7], [9, 9, 9, 8], [1, 2, 3, 4], [9, 9, 3, 3]], [[1] * 4] * 4),
+    # none: only moved, each row keeps its own length
+    ("right", "none", [[5, 6, 7, 0], [0, 0, 8, 0], [1, 2, 3, 4], [0, 0, 3, 3]],
+     [[1, 1, 1, 0], [0, 0, 1, 0], [1, 1, 1, 1], [0, 0, 1, 1]]),
+    ("left", "none", [[0, 5, 6, 7], [0, 0, 0, 8], [1, 2, 3, 4], [0, 0, 3, 3]],
+     [[0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1], [0, 0, 1, 1]]),
+])
+def test_alignment_puts_each_pair_at_one_read_position(side, mode, ids, mask):
+    batch = decoder_batch(ROWS, side)
+    batch["token_type_ids"] = batch["input_ids"] % 2  # moves with its token
+    out = align_for_mixing(batch, MATCH, mode, FILL, PAD)
+    assert out["input_ids"].tolist() == ids and out["attention_mask"].tolist() == mask
+    read = read_positions(out["input_ids"], PAD)
+    assert torch.equal(read, read[MATCH])  # both rows of a pair read at one column
+    token = (out["input_ids"] != PAD) & (out["input_ids"] != FILL)
+    assert torch.equal(out["token_type_ids"], torch.where(token, out["input_ids"] % 2, 0))
+
+
+def test_alignment_drops_what_follows_the_read_position():
+    """pad = eos with an eos appended: the model reads the token before it; so does the alignment,
+    and the trailing eos (which a causal model never lets the read position see) goes."""
+    batch = {"input_ids": torch.tensor([[5, 6, PAD, PAD], [7, PAD, PAD, PAD]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])}
+    out = align_for_mixing(batch, torch.tensor([1, 0]), "pair", FILL, PAD)
+    assert out["input_ids"].tolist() == [[5, 6, 0, 0], [9, 7, 0, 0]]
+    assert out["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+def test_alignment_under_a_permutation_shares_one_read_position_and_writes_fillers_for_every_user():
+    batch = decoder_batch([[5, 6, 7], [8], [1, 2]])
+    partner = torch.tensor([1, 2, 0])  # a 3-cycle: row 1 is row 0's partner, row 2 is row 1's
+    out = align_for_mixing(batch, partner, "pair", FILL, PAD)
+    # row 1 attends its own pair (with row 2: length 2) but carries fillers for row 0 (length 3)
+    assert out["input_ids"].tolist() == [[5, 6, 7], [9, 9, 8], [9, 1, 2]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1], [0, 1, 1], [1, 1, 1]]
+
+
+def test_alignment_refuses_what_it_cannot_place():
+    batch = decoder_batch(ROWS)
+    with pytest.raises(ValueError, match="cannot move `position_ids`"):
+        align_for_mixing({**batch, "position_ids": batch["input_ids"]}, MATCH, "pair", FILL, PAD)
+    holes = {**batch, "attention_mask": torch.tensor([[1, 0, 1, 0]] * 4)}
+    with pytest.raises(ValueError, match="holes in the attention_mask"):
+        align_for_mixing(holes, MATCH, "pair", FILL, PAD)
+    with pytest.raises(ValueError, match="model.config.pad_token_id = tokenizer.pad_token_id"):
+        align_for_mixing(batch, MATCH, "pair", FILL, 7)  # a pad id that is not the padding: reads padding
+    with pytest.raises(ValueError, match="needs a filler"):
+        align_for_mixing(batch, MATCH, "pair", None, PAD)
