@@ -63,3 +63,37 @@ def test_lora_flags_are_checked_at_parse_time(tmp_path):
     for bad in (["--lora_r", "0"], ["--lora_dropout", "1.0"], ["--lora_alpha", "-1"]):
         with pytest.raises(ValueError, match="LoRA settings"):
             parse_args([*base, "--use_peft", *bad])
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """The real SmolLM2-135M-Instruct decoder as a plain folder (built once from the PyPI GGUF file)."""
+    import sys
+
+    from testing_utils import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from pypi_smollm2 import get_smollm2
+
+    return get_smollm2()
+
+
+@pytest.mark.slow
+def test_decoder_lora_manifold_run_reloads_with_plain_peft(smollm2, tmp_path):
+    """A real Llama-architecture decoder, LoRA r 8, Manifold MixUp through run_glue_mixup.py: it trains,
+    evaluates, and its adapter reloads with plain peft onto the base folder to the run's probabilities."""
+    out = tmp_path / "smollm2"
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+                          "--model_name_or_path", smollm2, "--use_peft", "--lora_r", "8",
+                          "--lora_target_modules", "q_proj,v_proj", "--mixup_method", "manifold",
+                          "--max_train_samples", "16", "--max_eval_samples", "16", "--num_train_epochs", "1",
+                          "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_seq_length", "48"],
+                         out, timeout=1200)
+    assert results["train_samples"] == 16 and np.isfinite(results["train_loss"]) and 0 <= results["eval_ece"] <= 1
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 8 and "score" in config["modules_to_save"]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert any("mixup_lambda" in log for log in state["log_history"])  # the training steps really mixed
+    before = np.asarray([json.loads(line)["probs"] for line in (out / "eval_predictions.jsonl").read_text().splitlines()])
+    reloaded = reload_probabilities(out, sst2_dev(16), 48)
+    assert np.abs(reloaded - before).max() <= 2e-3
