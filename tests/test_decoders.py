@@ -286,6 +286,51 @@ def test_permutation_input_mixup_equals_each_pair_run_alone(decoder_tokenizer):
     hooks.remove()
 
 
+# More decoder families, each with the settings a tiny random config needs: the λ = 0 swap at
+# levels 0, a middle block, n and n+1 on both padding sides (the hooks alone, on the aligned batch).
+MORE_DECODERS = {
+    "phi": {}, "olmo": {}, "olmo2": {}, "stablelm": {}, "starcoder2": {}, "persimmon": {}, "nemotron": {"head_dim": 16},
+    "glm": {"head_dim": 16}, "helium": {"head_dim": 16}, "smollm3": {}, "gemma2": {"head_dim": 16},
+    "mixtral": {"num_local_experts": 2, "num_experts_per_tok": 1, "intermediate_size": 32},
+    "qwen2_moe": {"num_experts": 2, "num_experts_per_tok": 1, "moe_intermediate_size": 16,
+                  "shared_expert_intermediate_size": 16},
+    "falcon": {"new_decoder_architecture": False}, "bloom": {"n_layer": N, "n_head": 2},
+    "opt": {"ffn_dim": 37, "word_embed_proj_dim": H, "dropout": 0.0},
+    "gptj": {**GPT_LIKE, "rotary_dim": 8}, "gpt_neo": {"num_layers": N, "num_heads": 2,
+                                                       "attention_types": [[["global", "local"], 1], [["global"], 1]]},
+    "gpt_bigcode": GPT_LIKE, "openai-gpt": GPT_LIKE, "ctrl": {**GPT_LIKE, "dff": 37},
+    "mpt": {"d_model": H, "n_layers": N, "n_heads": 2, "expansion_ratio": 2},
+    "biogpt": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "activation_dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("family", sorted(MORE_DECODERS))
+def test_more_decoder_families_swap_rows_exactly(family, decoder_tokenizer):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    pad = decoder_tokenizer.pad_token_id
+    config = AutoConfig.for_model(family, **{**DECODER_LIKE, "vocab_size": len(decoder_tokenizer), "pad_token_id": pad,
+                                             "bos_token_id": pad, "eos_token_id": pad, **MORE_DECODERS[family]})
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager").train()
+    hooks = MixUpHooks(model)
+    assert hooks.levels.per_position_head and hooks.levels.num_blocks == N
+    partner = draw_partners(len(TEXTS), np.random.default_rng(1))
+    for side in ("right", "left"):
+        batch = encode(decoder_tokenizer, side)
+        for level in (0, 2, N, N + 1):
+            inputs = align_for_mixing(batch, partner, "pair", pad, pad) if level <= N else batch
+            with torch.no_grad():
+                hooks.plan = None
+                clean = model(**inputs).logits
+                hooks.plan = MixUpPlan(partner, 0.0, level)
+                swapped = model(**inputs).logits
+                hooks.check_mixed(swapped)
+            torch.testing.assert_close(swapped, clean[partner], rtol=1e-5, atol=1e-5, msg=f"{side} level {level}")
+    hooks.plan = None
+    hooks.remove()
+
+
 # ---------------------------------------------------------------------------------- training
 def sst2_rows(tokenizer, n=16):
     from datasets import Dataset
