@@ -195,6 +195,9 @@ def tokenise(raw, tokenizer, task: Task, data_args, training_args, pad_to_max: b
 
     def preprocess(batch):
         texts = [batch[column] for column in task.text_columns]
+        if len(texts) == 2 and tokenizer.sep_token is None and tokenizer.eos_token is not None:
+            # A decoder tokenizer has no pair template and would run the two texts together.
+            texts = [[a + tokenizer.eos_token + b for a, b in zip(*texts)]]
         return tokenizer(*texts, padding="max_length" if pad_to_max else False, max_length=max_length,
                          truncation=True)
 
@@ -202,8 +205,6 @@ def tokenise(raw, tokenizer, task: Task, data_args, training_args, pad_to_max: b
         return raw.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
                        remove_columns=list(task.text_columns) + ["idx"],
                        load_from_cache_file=not data_args.overwrite_cache, desc="Tokenising"), max_length
-
-
 
 
 def pads_to_max_length(data_args, training_args) -> bool:

