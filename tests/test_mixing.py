@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_tiny_config
+from testing_utils import make_tiny_config
 from mixup_trainer import MixUpBertForSequenceClassification, MixUpPlan
 from mixup_trainer.mixing import (
     align_for_mixing,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import REPO
+from testing_utils import REPO
 
 
 @pytest.fixture(scope="module")

@@ -394,13 +394,6 @@ def test_header_only_dev_file_refused_before_the_model_loads(tmp_path, monkeypat
 
 
 # --------------------------------------------------------------------------------------- ECE inputs
-@pytest.fixture(scope="module")
-def ece_module():
-    import evaluate
-
-    return evaluate.load(str(REPO / "mixup_trainer" / "metrics" / "expected_calibration_error"))
-
-
 @pytest.mark.parametrize("references", [[0.9999, 1.0], [0, 1.7], [0, float("nan")]])
 def test_ece_module_refuses_non_integer_references(ece_module, references):
     with pytest.raises(ValueError, match="labels must be integer class ids.*non-integer values such as"):

@@ -13,7 +13,7 @@ import torch
 from mixup_trainer.calibration import TEMPERATURE_BOUNDS, calibration_report, fit_temperature
 from mixup_trainer.temperature_scaling import final_projection, fold_temperature, split_evaluation
 
-from conftest import read_sst2
+from testing_utils import read_sst2
 from test_run_scripts import DATA, run_script
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification, HfArgumentParser, Trainer, TrainingArguments
 
-from conftest import make_tiny_config, tokenized_dataset
+from testing_utils import make_tiny_config, tokenized_dataset
 from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
 
 COMMON = dict(report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True, use_cpu=True, learning_rate=1e-3)
