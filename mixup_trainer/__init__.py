@@ -21,7 +21,7 @@ from .calibration import (
 )
 from .collator import MixUpDataCollator
 from .hooks import MixUpHooks, get_or_attach_hooks
-from .mixing import MixUpPlan, draw_plan, mix, pad_for_mixing, soft_targets
+from .mixing import MixUpPlan, align_for_mixing, draw_plan, mix, pad_for_mixing, soft_targets
 from .evaluation import ECE_METRIC_PATH, load_ece, make_compute_metrics
 from .modeling import MixUpBertForSequenceClassification
 from .trainer import MixUpTrainer
@@ -54,6 +54,7 @@ __all__ = [
     "MixUpPlan",
     "MixUpTrainer",
     "MixUpTrainingArguments",
+    "align_for_mixing",
     "draw_plan",
     "get_or_attach_hooks",
     "mix",
