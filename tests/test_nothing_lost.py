@@ -345,8 +345,12 @@ def test_ctrl_c_is_one_line_status_130_and_the_rerun_resumes(tiny_bert, small_da
     out = tmp_path / "run"
     argv = run_argv(tiny_bert, small_data, out, "--save_strategy", "steps", "--save_steps", "2", "--num_train_epochs",
                     "20")
+    # A terminal's Ctrl-C: SIGINT at its default disposition in the run. A test runner started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so the disposition is reset for the child.
     proc = subprocess.Popen([sys.executable, "-m", "mixup_trainer.run_glue_mixup", *map(str, argv)], cwd=REPO,
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not (out / "checkpoint-2" / "trainer_state.json").is_file():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
