@@ -33,6 +33,12 @@ def load_ece(**kwargs: Any):
     return evaluate.load(str(ECE_METRIC_PATH), **kwargs)
 
 
+def logits_of(predictions: Any) -> np.ndarray:
+    """The logits of ``Trainer.predict`` output: the first element when the model also returned hidden
+    states or attentions (a tuple), else the predictions themselves."""
+    return np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
+
+
 def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable[[Any], dict[str, float]]:
     """Build a `compute_metrics` for `Trainer`; the Trainer prefixes the keys (`eval_ece`, ...).
 
@@ -61,9 +67,7 @@ def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable
             predictions, labels = eval_pred.predictions, eval_pred.label_ids
         else:
             predictions, labels = eval_pred
-        if isinstance(predictions, (tuple, list)):
-            predictions = predictions[0]
-        predictions, labels = np.asarray(predictions), np.asarray(labels)
+        predictions, labels = logits_of(predictions), np.asarray(labels)
 
         if predictions.ndim == 1 or predictions.shape[-1] == 1:
             return _regression_metrics(predictions.reshape(-1), labels.reshape(-1))

@@ -69,8 +69,7 @@ def main(args: ScriptArgs, progress=None) -> dict:
 
     raw, data_summary, local = prepare_data(task, data_args, training_args, model_args, calibration.calibration_bins)
     if calibration.temperature_scaling:  # a split T cannot be fitted on is refused before anything trains
-        seed = training_args.seed if calibration.calibration_seed is None else calibration.calibration_seed
-        temperature_scaling.calibration_split(task, calibration, raw["validation"], seed)
+        temperature_scaling.calibration_split(task, calibration, raw["validation"], training_args.seed)
 
     model, tokenizer = load_model_and_tokenizer(model_args, task)
     pad_to_max = pads_to_max_length(data_args, training_args)

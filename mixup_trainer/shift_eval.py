@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluation import logits_of
+
 #: Names a shifted set cannot take: they are the splits and metric prefixes of the run itself.
 RESERVED_NAMES = ("train", "validation", "eval", "test", "predict", "calibration")
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -48,13 +50,12 @@ def parse_shift_files(value: str | None) -> dict[str, str]:
 
 
 def load_shift_sets(task, files: dict[str, str]) -> dict:
-    """{name: raw Dataset} in the uniform schema, every row labelled (read before training)."""
+    """{name: raw Dataset} in the uniform schema, every row labelled (read before training; a regression
+    task was refused at parse time)."""
     from .data import read_local_file
 
     sets = {}
     for name, path in files.items():
-        if task.is_regression:
-            raise ValueError(f"--shift_eval_files needs a classification task; {task.name} is a regression task.")
         dataset = read_local_file(path, task, "validation")
         if (np.asarray(dataset["label"]) < 0).any():
             raise ValueError(f"--shift_eval_files {name}={path} has unlabelled rows: every shifted example needs a "
@@ -70,8 +71,7 @@ def evaluate_shift_sets(trainer, task, raw, tokenised, names, write_predictions)
     logits = {}
     for name in names:
         output = trainer.predict(tokenised[name], metric_key_prefix=name)
-        predictions = output.predictions
-        logits[name] = np.asarray(predictions[0] if isinstance(predictions, tuple) else predictions)
+        logits[name] = logits_of(output.predictions)
         metrics.update(output.metrics)
         metrics[f"{name}_samples"] = len(raw[name])
         if trainer.is_world_process_zero():

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .evaluation import logits_of
 from .levels import final_projection as find_final_projection
 from .output_dir import write_text_atomic
 
@@ -67,16 +68,13 @@ def split_evaluation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
 
 
-def _logits(predictions) -> np.ndarray:
-    return np.asarray(predictions[0] if isinstance(predictions, (tuple, list)) else predictions)
-
-
-def calibration_split(task, cal_args, raw_eval, seed: int):
+def calibration_split(task, cal_args, raw_eval, run_seed: int):
     """Which examples T is fitted on and which are scored, checked: (raw calibration file or None,
     calibration rows of the evaluation set or None, scored rows, a sentence saying which).
 
     Called before training, so that a split T cannot be fitted on (nothing to score, one class only,
-    unlabelled calibration rows) is refused before anything trains, and again after it."""
+    unlabelled calibration rows) is refused before anything trains, and again after it. The split's
+    seed is --calibration_seed, else the run's --seed."""
     from .data import load_raw_datasets
 
     if cal_args.calibration_file is not None:
@@ -88,6 +86,7 @@ def calibration_split(task, cal_args, raw_eval, seed: int):
         _check_classes(labels, f"--calibration_file {cal_args.calibration_file}")
         source = f"file {cal_args.calibration_file} ({len(labels)} examples); all evaluation examples scored"
         return raw_cal, None, np.arange(len(raw_eval)), source
+    seed = run_seed if cal_args.calibration_seed is None else cal_args.calibration_seed
     cal_rows, scored = split_evaluation(len(raw_eval), cal_args.calibration_fraction, seed)
     _check_classes(np.asarray(raw_eval["label"])[cal_rows],
                    f"the calibration split (--calibration_fraction {cal_args.calibration_fraction:g}, seed {seed})")
@@ -124,14 +123,13 @@ def apply_temperature_scaling(
     from .evaluation import make_compute_metrics
 
     args = trainer.args
-    eval_logits = _logits(eval_logits).astype(np.float64)
+    eval_logits = logits_of(eval_logits).astype(np.float64)
     eval_labels, eval_ids = np.asarray(raw_eval["label"]), np.asarray(raw_eval["idx"])
-    seed = args.seed if cal_args.calibration_seed is None else cal_args.calibration_seed
-    raw_cal, cal_rows, scored, source = calibration_split(task, cal_args, raw_eval, seed)
+    raw_cal, cal_rows, scored, source = calibration_split(task, cal_args, raw_eval, args.seed)
     if raw_cal is not None:
         cal_labels = np.asarray(raw_cal["label"])
         tokenised = tokenize(DatasetDict({"validation": raw_cal}))["validation"]
-        cal_logits = _logits(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
+        cal_logits = logits_of(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
         cal_logits = cal_logits.astype(np.float64)
         cal_ids = [int(i) for i in raw_cal["idx"]]
     else:
