@@ -159,7 +159,7 @@ def build_model_card(trainer, task, model_name_or_path: str, data_summary: dict,
     base_model = hub_base_model(model_name_or_path)
     n_bins = int(data_summary.get("calibration bins", 15))
     metrics = card_metrics(task, eval_metrics)
-    tags = list(dict.fromkeys(["mixup", f"mixup-{a.mixup_method}", task.name, *(tags or [])]))
+    tags = list(dict.fromkeys([*trainer.mixup_tags, task.name, *(tags or [])]))
     data = ModelCardData(
         base_model=base_model, library_name="transformers", pipeline_tag="text-classification", tags=tags,
         datasets=None if local else [dataset_name or task.hub_path], model_name=model_name,

@@ -92,7 +92,7 @@ class MixUpTrainer(Trainer):
                     "with right padding), or use mixup_padding='none' or mixup_method='cls'."
                 )
         if hasattr(base, "add_model_tags"):
-            base.add_model_tags(["mixup", f"mixup-{args.mixup_method}"])
+            base.add_model_tags(list(self.mixup_tags))
 
     def _setup_decoder(self, base, n: int) -> None:
         """A decoder classifier reads row i at its last token that is not config.pad_token_id: that
@@ -204,9 +204,14 @@ class MixUpTrainer(Trainer):
             self._mixup_log.clear()
         super().log(logs, start_time)
 
+    @property
+    def mixup_tags(self) -> tuple[str, str]:
+        """The Hub tags of a model trained here (model card, ``add_model_tags``): mixup, mixup-<method>."""
+        return ("mixup", f"mixup-{self.args.mixup_method}")
+
     def create_model_card(self, *args, tags=None, **kwargs):
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        for tag in ("mixup", f"mixup-{self.args.mixup_method}"):
+        for tag in self.mixup_tags:
             if tag not in tags:
                 tags.append(tag)
         return super().create_model_card(*args, tags=tags, **kwargs)
