@@ -1,13 +1,11 @@
-"""The command line of ``run_glue_mixup`` and ``run_boolq_mixup``: parse it once (flags, JSON
-config, the scripts' defaults), dispatch to one run (``run.main``) or a comparison
-(``compare.compare``), and turn a user's mistake into one line.
+"""The command line of ``run_glue_mixup`` and ``run_boolq_mixup``: parse it (flags, a config file,
+the paper's defaults), dispatch to one run (``run.main``) or a comparison (``compare.compare``), and
+turn a user's mistake into one line.
 
-Defaults the scripts add on top of the user's flags (an explicit flag always wins):
-
-* ``--paper_defaults``: the paper's Table 6 values for the task;
-* :func:`run_defaults`: without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates;
-  training with an evaluation set evaluates every epoch and ends on the best epoch by the task's
-  metric (``load_best_model_at_end``), keeping one full checkpoint besides the best one.
+Where a flag's value comes from, strongest first: the command line; a ``--config`` file (or the
+single config file given alone); ``--paper_defaults`` (the task's file in ``paper_configs/``); the
+task's metric for ``--metric_for_best_model``; the field defaults of ``script_args.py``. The config
+files become the parser's defaults (as TRL's parser does), so a typed flag always wins.
 
 A mistake on the user's side (a missing or unknown task, a missing file, a bad column, a model or
 dataset the Hub cannot serve, or the Hub switched off) ends the run with one line on stderr and a
@@ -27,7 +25,6 @@ level only, so a one-line error is not preceded by a hundred lines of arguments.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -37,8 +34,8 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from .output_dir import is_disk_full, output_dir_lock
-from .script_args import DATACLASS_TYPES, ScriptArgs, build_args
-from .tasks import Task, get_task, hub_is_offline
+from .script_args import DATACLASS_TYPES, ScriptArgs
+from .tasks import get_task, hub_is_offline
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +61,17 @@ class ScriptArgumentParser(HfArgumentParser):
                 ("CalibrationArguments", "calibration"),
                 ("RunArguments", "output folder and comparison"),
                 ("ModelArguments", "model (as in run_glue.py)"),
-                ("training", "training (transformers TrainingArguments)"))}
+                ("training", "training (transformers TrainingArguments; the scripts' defaults in script_args.py)"))}
         self._current_group = self._groups.get(dtype.__name__, self._groups["training"])
         super()._add_dataclass_arguments(dtype)
 
     def _parse_dataclass_field(self, parser, field):
-        group = self._groups["mixup"] if field.name.startswith("mixup_") else self._current_group
+        if field.name.startswith("mixup_"):
+            group = self._groups["mixup"]
+        elif field.name == "keep_checkpoints":
+            group = self._groups["RunArguments"]
+        else:
+            group = self._current_group
         HfArgumentParser._parse_dataclass_field(group, field)
 
     def error(self, message):
@@ -81,145 +83,91 @@ def script_parser(default_task: str | None = None):
     task = "[--task TASK]" if default_task else "--task TASK"
     parser = ScriptArgumentParser(
         DATACLASS_TYPES,
-        usage=f"%(prog)s {task} --model_name_or_path MODEL [--data_dir DIR] [--mixup_method METHOD] [FLAG ...]\n"
-              "       %(prog)s config.json   (every flag as a JSON key)",
+        usage=f"%(prog)s {task} --model_name_or_path MODEL --output_dir DIR [--data_dir DIR] [--mixup_method METHOD] "
+              "[FLAG ...]\n       %(prog)s config.yaml|config.json   (every flag as a key)",
         description="Fine-tune a sequence classifier with MixUp and report accuracy / MCC, loss and calibration "
                     "(ECE) of the best epoch. An error prints one line; --traceback (or MIXUP_DEBUG=1) shows "
                     "the full traceback.",
     )
+    (action,) = [a for a in parser._actions if a.dest == "task"]
     if default_task is None:
-        (action,) = [a for a in parser._actions if a.dest == "task"]
         action.required = True
         action.help = "(required) " + action.help
+    else:
+        action.default = default_task
     return parser
 
 
-def _field_defaults(types) -> dict:
-    values = {}
-    for dtype in types:
-        for f in dataclasses.fields(dtype):
-            if not f.init:
-                continue
-            if f.default is not dataclasses.MISSING:
-                values[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                values[f.name] = f.default_factory()
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def read_config(path: str) -> dict:
+    """Flag values from a JSON or YAML file (keys as the flags, without ``--``; ``task_name`` = ``task``)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".json"):
+        values = json.loads(text)
+    else:
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file holds flag names and values (a mapping), not a "
+                         f"{type(values).__name__}.")
+    if "task_name" in values:
+        values.setdefault("task", values.pop("task_name"))
     return values
 
 
-def explicit_keys(argv: list[str]) -> set[str]:
-    """Names of the arguments given on the command line (abbreviations and aliases included).
-
-    Parses ``argv`` with every default replaced by a sentinel: whatever is not the sentinel
-    afterwards was typed by the user. Comparing values with the defaults would miss a flag given
-    with its default value (``--learning_rate 5e-5`` must still beat ``--paper_defaults``).
-    """
-    unset = object()
-    parser = HfArgumentParser(DATACLASS_TYPES)
-    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
-    return {key for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
-
-
-def _strategy(values: dict, key: str) -> str:
-    value = values.get(key)
-    return str(getattr(value, "value", value))
-
-
-def run_defaults(task: Task, values: dict, explicit: set[str]) -> dict:
-    """The scripts' defaults (see the module docstring) for the arguments the user did not give.
-
-    Checkpoints are full (optimizer, scheduler and RNG state), so that a rerun after a crash resumes
-    exactly; the finished run deletes them unless the user asked for checkpoints to be kept.
-    """
-    out = {}
-    if not any(values.get(k) for k in ("do_train", "do_eval", "do_predict")):
-        out.update(do_train=True, do_eval=True)
-    if "keep_checkpoints" not in explicit and explicit & {"save_total_limit", "save_only_model"}:
-        out["keep_checkpoints"] = True
-    if not (out.get("do_train", values.get("do_train")) and out.get("do_eval", values.get("do_eval"))):
-        return out
-    # Evaluate as often as the user asked to evaluate, else as often as they asked to save, else per epoch.
-    if "eval_strategy" in explicit:
-        strategy = _strategy(values, "eval_strategy")
-    elif "save_strategy" in explicit and _strategy(values, "save_strategy") in ("steps", "epoch"):
-        strategy = _strategy(values, "save_strategy")
-    else:
-        strategy = "epoch"
-    candidates = {"eval_strategy": strategy}
-    saves = not ("save_strategy" in explicit and _strategy(values, "save_strategy") == "no")
-    if strategy != "no" and saves:
-        candidates.update(
-            save_strategy=strategy,
-            load_best_model_at_end=True,
-            metric_for_best_model=task.metric,
-            greater_is_better=True,
-            save_total_limit=1,
-        )
-    if strategy == "epoch":
-        candidates["logging_strategy"] = "epoch"
-    if strategy == "steps" and "eval_steps" in explicit:
-        candidates["save_steps"] = values["eval_steps"]
-    elif strategy == "steps" and "save_steps" in explicit:
-        candidates["eval_steps"] = values["save_steps"]
-    out.update({k: v for k, v in candidates.items() if k not in explicit})
-    return out
-
-
-def _multi_process_without_accelerator() -> bool:
-    """True under torchrun / accelerate launch with several processes on a machine with no GPU.
-
-    There TrainingArguments needs ``use_cpu=True`` to set up gloo data parallelism; without it each
-    process trains alone, believes it is rank 0 and writes the same files.
-    """
-    import torch
-
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
-
-
-def fsdp_values(values: dict, explicit: set[str]) -> dict:
-    """FSDP (``--fsdp`` or ``accelerate launch --use_fsdp``) needs GPUs here: accelerate applies its FSDP
-    plugin only to GPU-type processes and on CPU silently trains with DDP, so the request is refused
-    rather than ignored. On GPUs the checkpoints keep their optimizer state, because the Trainer cannot
-    reload the best model from model-only checkpoints under FSDP."""
-    if not (values.get("fsdp") or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"):
-        return {}
-    import torch
-
-    if not torch.accelerator.is_available():
-        raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
-                         "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
-                         "parallelism), or run on GPUs as the README's FSDP section shows.")
-    return {} if "save_only_model" in explicit else {"save_only_model": False}
+def _set_defaults(parser: ScriptArgumentParser, values: dict, source: str) -> None:
+    """Make ``values`` the parser's defaults (a typed flag still wins); a flag given a value this
+    way is no longer required on the command line."""
+    actions = {action.dest: action for action in parser._actions}
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise UsageError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    for key in values:
+        actions[key].required = False
+    parser.set_defaults(**values)
 
 
 def parse_args(argv: list[str] | None = None, default_task: str | None = None) -> ScriptArgs:
-    """The run's arguments, from argv or a single JSON config file, with the scripts' defaults added
-    and every check of :func:`check_arguments` passed."""
+    """The run's arguments from the command line, or from a single config file given alone, with the
+    defaults described in the module docstring; checked as a whole (``ScriptArgs``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        argv = ["--config", argv[0]]
     parser = script_parser(default_task)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        given = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-        if "task_name" in given:
-            given.setdefault("task", given.pop("task_name"))
-        explicit = set(given)
-        values = {**_field_defaults(DATACLASS_TYPES), **given}
-    else:
-        values = vars(parser.parse_args(argv))
-        explicit = explicit_keys(argv)
-    if default_task and "task" not in explicit:
-        values["task"] = default_task
-    task = get_task(values.get("task"))
-    values["task"] = task.name
-    if values.get("paper_defaults"):
-        values.update({k: v for k, v in task.paper_defaults().items() if k not in explicit})
-        if task.learning_rate is None and "learning_rate" not in explicit:
-            logger.warning("The paper gives no learning rate for %s: keeping --learning_rate %s",
-                           task.name, values.get("learning_rate"))
-    values.update(run_defaults(task, values, explicit))
-    values.update(fsdp_values(values, explicit))
-    if "use_cpu" not in explicit and _multi_process_without_accelerator():
-        values["use_cpu"] = True
-    return build_args(values, frozenset(explicit), task)
+    config_path = _config_flag(argv)
+    if config_path is not None:
+        _set_defaults(parser, {**read_config(config_path), "config": config_path}, config_path)
+    # The task and --paper_defaults decide further defaults: read them as the final parse will.
+    first = parser.parse_args(argv)
+    task = get_task(first.task)
+    defaults = {"task": task.name, "metric_for_best_model": task.metric}
+    if first.paper_defaults:
+        paper = read_config(str(task.paper_config))
+        if "learning_rate" not in paper:
+            logger.warning("The paper gives no learning rate for %s: --learning_rate stays %s", task.name,
+                           first.learning_rate)
+        configured = read_config(config_path) if config_path is not None else {}
+        defaults.update({k: v for k, v in paper.items() if k not in configured})
+    _set_defaults(parser, defaults, "defaults")
+    model, data, calibration, run, training = parser.parse_args_into_dataclasses(argv)
+    return ScriptArgs(model, data, calibration, run, training, task)
+
+
+def _config_flag(argv: list[str]) -> str | None:
+    """The value of ``--config PATH`` / ``--config=PATH`` (the last one given), read before parsing
+    because the file's values become the parser's defaults."""
+    path = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    if path is not None and not Path(path).is_file():
+        raise UsageError(f"--config {path}: no such file")
+    return path
 
 
 def main(argv: list[str] | None = None, default_task: str | None = None, setup_logging=None) -> dict:

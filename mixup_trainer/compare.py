@@ -26,6 +26,7 @@ and what they print besides (metric dumps, progress bars) gives way to one line 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -54,10 +55,11 @@ def mean_se(values) -> tuple[float, float | None]:
 
 def run_args(args, method: str, seed: int, run_dir: Path):
     """One run's arguments: the comparison's, with its arm (a MixUp method or label smoothing), seed
-    and folder, and quiet logs unless the user chose a log level."""
-    quiet = {} if "log_level" in args.explicit else {"log_level": "error"}
-    return args.for_run(**arm_overrides(method), seed=seed, output_dir=str(run_dir), compare=None,
-                        compare_seeds=None, **quiet)
+    and folder, and quiet logs unless the user chose a log level; built and checked as a typed run."""
+    quiet = {"log_level": "error"} if args.training.log_level == "passive" else {}
+    training = dataclasses.replace(args.training, **arm_overrides(method), seed=seed, output_dir=str(run_dir), **quiet)
+    run = dataclasses.replace(args.run, compare=None, compare_seeds=None)
+    return dataclasses.replace(args, training=training, run=run)
 
 
 @contextlib.contextmanager

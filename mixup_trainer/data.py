@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .shift_eval import load_shift_sets
 from .tasks import DataFormatError, Task, find_column, load_hub_split
 
 logger = logging.getLogger(__name__)
@@ -302,30 +301,32 @@ def sample_rows(dataset, n: int | None, seed: int):
     return dataset.select(rows.tolist())
 
 
-def prepare_data(task: Task, data_args, training_args, model_args, n_bins: int):
-    """(raw DatasetDict of the splits the run needs, data summary for the model card, local sources).
+def prepare_data(args):
+    """(raw DatasetDict of the splits the run needs, data summary for the model card) for a run's
+    parsed arguments (``script_args.ScriptArgs``).
 
-    The splits are train / validation / test as the run asks, plus one per ``--shift_eval_files`` name.
+    The splits are train / validation / test as the run asks, ``calibration`` for a
+    ``--calibration_file``, and one per ``--shift_eval_files`` name.
 
     The training set is a seeded random sample when --max_train_samples is given; evaluation and
     test sets are cut to their first N rows, as in run_glue.py.
     """
+    task, data_args, training_args = args.task, args.data, args.training
     splits = [s for s, on in (("train", training_args.do_train), ("validation", training_args.do_eval),
                               ("test", training_args.do_predict)) if on]
-    local = {k: v for k, v in (("data_dir", data_args.data_dir), ("train_file", data_args.train_file),
-                               ("validation_file", data_args.validation_file), ("test_file", data_args.test_file)) if v}
+    local = local_sources(data_args)
     raw = load_raw_datasets(task, splits, data_args.data_dir, data_args.train_file, data_args.validation_file,
                             data_args.test_file, data_args.dataset_name, data_args.dataset_config_name,
-                            model_args.cache_dir)
+                            args.model.cache_dir)
     summary = {"task": f"{task.name} (best epoch by {task.metric})",
                "source": ", ".join(f"{k} {v}" for k, v in local.items()) if local
                else f"Hub: {data_args.dataset_name or task.hub_path}"}
     if "train" in raw:
-        n_all = len(raw["train"])
-        raw["train"] = sample_rows(raw["train"], data_args.max_train_samples, data_args.train_sample_seed)
+        n_all, seed = len(raw["train"]), args.train_sample_seed
+        raw["train"] = sample_rows(raw["train"], data_args.max_train_samples, seed)
         summary["training examples"] = (
-            f"{len(raw['train'])} of {n_all} (random sample, seed {data_args.train_sample_seed})"
-            if len(raw["train"]) < n_all else f"{n_all} (all)")
+            f"{len(raw['train'])} of {n_all} (random sample, seed {seed})" if len(raw["train"]) < n_all
+            else f"{n_all} (all)")
         logger.info("Training on %s examples", summary["training examples"])
     for split, limit in (("validation", data_args.max_eval_samples), ("test", data_args.max_predict_samples)):
         if split in raw and limit is not None:
@@ -335,9 +336,61 @@ def prepare_data(task: Task, data_args, training_args, model_args, n_bins: int):
                          f"got {len(raw['train'])}: give more data, or --mixup_method none.")
     if "validation" in raw:
         summary["evaluation examples"] = len(raw["validation"])
+    if args.calibration.temperature_scaling and args.calibration.calibration_file is not None:
+        raw["calibration"] = read_local_file(args.calibration.calibration_file, task, "validation")
     for name, dataset in load_shift_sets(task, data_args.shift_files).items():
         raw[name] = dataset
         summary[f"shifted set {name}"] = f"{len(dataset)} examples ({data_args.shift_files[name]})"
     summary["max_seq_length"] = data_args.max_seq_length
-    summary["calibration bins"] = n_bins
-    return raw, summary, local
+    summary["calibration bins"] = args.calibration.calibration_bins
+    return raw, summary
+
+
+def local_sources(data_args) -> dict[str, str]:
+    """The local data flags the run was given ({} for Hub data)."""
+    return {k: v for k, v in (("data_dir", data_args.data_dir), ("train_file", data_args.train_file),
+                              ("validation_file", data_args.validation_file), ("test_file", data_args.test_file)) if v}
+
+
+def load_shift_sets(task: Task, files: dict[str, str]) -> dict:
+    """{name: raw Dataset} of ``--shift_eval_files`` in the uniform schema, every row labelled (read
+    before training; a regression task was refused at parse time)."""
+    sets = {}
+    for name, path in files.items():
+        dataset = read_local_file(path, task, "validation")
+        if (np.asarray(dataset["label"]) < 0).any():
+            raise ValueError(f"--shift_eval_files {name}={path} has unlabelled rows: every shifted example needs a "
+                             "label to be scored.")
+        sets[name] = dataset
+    return sets
+
+
+# ----------------------------------------------------------------------------------- tokenisation
+def tokenise(raw, tokenizer, task: Task, data_args, training_args, pad_to_max: bool):
+    """(every split of ``raw`` tokenised, the max length used); sentence pairs of a decoder tokenizer
+    are joined by its eos token."""
+    max_length = data_args.max_seq_length
+    if tokenizer.model_max_length and max_length > tokenizer.model_max_length:
+        logger.warning("max_seq_length %d exceeds the model's %d; using %d",
+                       max_length, tokenizer.model_max_length, tokenizer.model_max_length)
+        max_length = tokenizer.model_max_length
+
+    def preprocess(batch):
+        texts = [batch[column] for column in task.text_columns]
+        if len(texts) == 2 and tokenizer.sep_token is None and tokenizer.eos_token is not None:
+            # A decoder tokenizer has no pair template and would run the two texts together.
+            texts = [[a + tokenizer.eos_token + b for a, b in zip(*texts)]]
+        return tokenizer(*texts, padding="max_length" if pad_to_max else False, max_length=max_length,
+                         truncation=True)
+
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        return raw.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
+                       remove_columns=list(task.text_columns) + ["idx"],
+                       load_from_cache_file=not data_args.overwrite_cache, desc="Tokenising"), max_length
+
+
+def pads_to_max_length(data_args, training_args) -> bool:
+    """Pad every example to max_seq_length? Asked for directly, or by ``--mixup_padding max``, whose
+    meaning (mixed sequences attend the full padded length) only matches the paper's "max" padding
+    when that length is max_seq_length rather than each batch's longest sentence."""
+    return data_args.pad_to_max_length or training_args.mixup_padding == "max"

@@ -1,4 +1,5 @@
-"""Evaluation helpers for `transformers.Trainer`: the bundled ECE metric and a `compute_metrics` factory.
+"""Evaluation helpers for `transformers.Trainer`: the bundled ECE metric, a `compute_metrics` factory, and
+the files a run writes of its predictions (per-example probabilities, calibration data, reliability diagram).
 
 Hub metrics (`evaluate.load("accuracy")`) need the network, so the task metrics here come from
 scikit-learn / scipy and the calibration metrics from `mixup_trainer.calibration`; everything works
@@ -7,12 +8,16 @@ offline.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from mixup_trainer.calibration import calibration_report, expected_calibration_error, smooth_ece
+from .calibration import calibration_report, expected_calibration_error, plot_reliability_diagram, smooth_ece
+from .output_dir import write_text_atomic
+from .tasks import Task
 
 __all__ = ["ECE_METRIC_PATH", "CLASSIFICATION_METRICS", "load_ece", "make_compute_metrics"]
 
@@ -111,3 +116,38 @@ def _regression_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str
         "spearmanr": float(spearmanr(predictions, labels)[0]),
         "mse": float(np.mean((predictions - labels) ** 2)),
     }
+
+
+# ------------------------------------------------------------------------------ prediction files
+PREDICTIONS_FILE = "eval_predictions.jsonl"
+TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
+DIAGRAM_FILE = "eval_reliability_diagram.png"
+CALIBRATION_FILE = "eval_calibration.json"
+
+
+def write_predictions(path: str, raw, logits: np.ndarray, task: Task) -> None:
+    """One JSON line per example: idx, label (-1 if unknown), prediction, probs (classification)."""
+    lines = []
+    if task.is_regression:
+        for row, value in zip(raw, logits.reshape(-1)):
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": float(value)}))
+    else:
+        import torch
+
+        probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        for row, p in zip(raw, probs):
+            pred = int(p.argmax())
+            lines.append(json.dumps({"idx": row["idx"], "label": row["label"], "prediction": pred,
+                                     "prediction_name": task.label_names[pred], "probs": [float(x) for x in p]}))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, training_args, n_bins: int) -> None:
+    """Per-example predictions, and for classification the reliability diagram and its bin data."""
+    write_predictions(os.path.join(out, PREDICTIONS_FILE), raw_eval, logits, task)
+    if task.is_regression:
+        return
+    report = calibration_report(logits, np.asarray(raw_eval["label"]), from_logits=True, n_bins=n_bins)
+    write_text_atomic(Path(out, CALIBRATION_FILE), json.dumps(report.to_dict(), indent=2))
+    title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.mixup_alpha})"
+    plot_reliability_diagram(report, path=os.path.join(out, DIAGRAM_FILE), title=title)

@@ -13,8 +13,13 @@ and ``metadata_load``), and the text reuses transformers' own hyperparameter lis
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+from .shift_eval import CARD_KEYS
+
+logger = logging.getLogger(__name__)
 
 # all_results.json key (without "eval_") -> name shown on the Hub
 METRIC_NAMES = {
@@ -142,19 +147,28 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def build_model_card(trainer, task, model_name_or_path: str, data_summary: dict, eval_metrics: dict | None,
-                     local: dict, dataset_name: str | None = None, diagram: str | None = None,
-                     model_name: str | None = None, tags: list[str] | None = None, no_batch_mixed: bool = False,
-                     extra_section: str = ""):
-    """A ``huggingface_hub.ModelCard`` for a finished run of ``trainer`` (a MixUpTrainer).
+def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | None, model_name: str | None = None,
+                     tags: list[str] | None = None):
+    """A ``huggingface_hub.ModelCard`` for a finished run of ``trainer`` (a MixUpTrainer) with the
+    run's parsed arguments ``args`` (``script_args.ScriptArgs``), its data summary and its evaluation
+    metrics (None without evaluation).
 
-    ``no_batch_mixed``: mixing was asked for but no logged training step mixed a batch; the card says
-    the model was in effect trained without MixUp. ``extra_section``: markdown added after the MixUp
-    and data tables (the temperature-scaling paragraph)."""
+    When mixing was asked for but no logged training step mixed a batch, the card says the model
+    was in effect trained without MixUp."""
     from huggingface_hub import ModelCard, ModelCardData
     from transformers.modelcard import extract_hyperparameters_from_trainer, make_markdown_table, parse_log_history
 
-    a = trainer.args
+    from .data import local_sources
+    from .evaluation import DIAGRAM_FILE
+
+    a, task, model_name_or_path, dataset_name = trainer.args, args.task, args.model.model_name_or_path, args.data.dataset_name
+    local = local_sources(args.data)
+    diagram = DIAGRAM_FILE if Path(a.output_dir, DIAGRAM_FILE).is_file() else None
+    no_batch_mixed = a.do_train and a.mixup_enabled and not any_batch_mixed(trainer.state)
+    if no_batch_mixed:
+        logger.warning("No logged training step mixed a batch: this model was trained as ERM (--mixup_method none).")
+    extra_section = (lora_section(args.model) + temperature_section(eval_metrics)
+                     + shift_section(eval_metrics, args.data.shift_files))
     model_name = model_name or a.hub_model_id or Path(a.output_dir).resolve().name
     base_model = hub_base_model(model_name_or_path)
     n_bins = int(data_summary.get("calibration bins", 15))
@@ -215,3 +229,68 @@ def build_model_card(trainer, task, model_name_or_path: str, data_summary: dict,
     lines += ["", "### Framework versions", "", f"- Transformers {transformers.__version__}",
               f"- Pytorch {torch.__version__}", f"- Datasets {datasets.__version__}"]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def lora_section(model_args) -> str:
+    """Model-card paragraph for a LoRA run: what the folder holds and how to load it ("" otherwise)."""
+    if not model_args.use_peft:
+        return ""
+    return "\n".join([
+        "", "## LoRA adapter", "",
+        f"This folder holds a LoRA adapter (peft), not a full model: base model `{model_args.model_name_or_path}`, "
+        f"rank {model_args.lora_r}, alpha {model_args.lora_alpha}, dropout {model_args.lora_dropout}, target modules "
+        f"{model_args.lora_target_modules or 'peft default'}; the classification head is trained in full and saved "
+        "with the adapter. Load it with `peft.AutoPeftModelForSequenceClassification.from_pretrained(<this folder>)`."
+    ]) + "\n"
+
+
+
+def temperature_section(eval_metrics: dict | None) -> str:
+    """Model-card paragraph for a temperature-scaled model ("" without temperature scaling)."""
+    if not eval_metrics or "temperature" not in eval_metrics:
+        return ""
+    keys = ("accuracy", "ece", "adaptive_ece", "smece", "overconfidence", "nll", "brier")
+    rows = [f"| {k} | {eval_metrics[f'eval_{k}']:.4f} | {eval_metrics[f'eval_ts_{k}']:.4f} |"
+            for k in keys if f"eval_{k}" in eval_metrics and f"eval_ts_{k}" in eval_metrics]
+    return "\n".join([
+        "",
+        "## Temperature scaling",
+        "",
+        f"A temperature T = {eval_metrics['temperature']:.4f} was fitted (minimum NLL, Guo et al., 2017) on the "
+        f"calibration examples: {eval_metrics['calibration_source']}. T is folded into the saved weights (the "
+        "classifier's final projection divided by T), so this checkpoint loads as a plain model and its "
+        "probabilities, e.g. from `pipeline(...)`, are the calibrated ones. Before/after, on the "
+        f"{eval_metrics['eval_samples']} scored examples:",
+        "",
+        "| metric | before | after |",
+        "|---|---|---|",
+        *rows,
+    ]) + "\n"
+
+
+def shift_section(metrics: dict | None, names) -> str:
+    """Model-card table of the shifted sets beside the in-domain evaluation ("" without any)."""
+    names = list(names)
+    if not metrics or not names:
+        return ""
+    domains = [("in-domain (eval)", "eval")] + [(name, name) for name in names]
+    keys = [k for k in CARD_KEYS if all(f"{prefix}_{k}" in metrics for _, prefix in domains)]
+    ts_keys = [k for k in ("ece", "nll") if all(f"{prefix}_ts_{k}" in metrics for _, prefix in domains)]
+    head = ["domain", "examples", *keys, *(f"{k} after T" for k in ts_keys)]
+    rows = [f"| {label} | {metrics.get(f'{prefix}_samples', '?')} | "
+            + " | ".join(f"{metrics[f'{prefix}_{k}']:.4f}" for k in keys)
+            + "".join(f" | {metrics[f'{prefix}_ts_{k}']:.4f}" for k in ts_keys) + " |"
+            for label, prefix in domains]
+    note = (" The temperature was fitted in-domain and applied unchanged to the shifted sets." if ts_keys else "")
+    return "\n".join(["", "## Under a change of domain", "",
+                      "The kept model scored on extra labelled sets (`--shift_eval_files`); overconfidence = mean "
+                      "confidence − accuracy; AURC = area under the risk–coverage curve (lower: the confident "
+                      f"predictions are the right ones).{note}", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows]) + "\n"
+
+
+def any_batch_mixed(state) -> bool:
+    """False when training steps were logged but none of them mixed a batch (MixUpTrainer adds
+    ``mixup_lambda`` to a training log whenever a batch since the previous log was mixed)."""
+    logs = [log for log in state.log_history if "loss" in log]
+    return not logs or any("mixup_lambda" in log for log in logs)

@@ -89,15 +89,3 @@ def with_lora(model, model_args):
                 model_args.target_modules or "peft's default modules", trainable, total)
     return model
 
-
-def card_section(model_args) -> str:
-    """Model-card paragraph for a LoRA run: what the folder holds and how to load it ("" otherwise)."""
-    if not model_args.use_peft:
-        return ""
-    return "\n".join([
-        "", "## LoRA adapter", "",
-        f"This folder holds a LoRA adapter (peft), not a full model: base model `{model_args.model_name_or_path}`, "
-        f"rank {model_args.lora_r}, alpha {model_args.lora_alpha}, dropout {model_args.lora_dropout}, target modules "
-        f"{model_args.lora_target_modules or 'peft default'}; the classification head is trained in full and saved "
-        "with the adapter. Load it with `peft.AutoPeftModelForSequenceClassification.from_pretrained(<this folder>)`."
-    ]) + "\n"

@@ -61,7 +61,7 @@ NOT_SETTINGS = frozenset({
     "hub_revision", "token", "cache_dir", "overwrite_cache", "preprocessing_num_workers",
     "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
     "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "local_rank", "ddp_timeout",
-    "torch_empty_cache_steps", "restore_callback_states_from_checkpoint", "paper_defaults",
+    "torch_empty_cache_steps", "restore_callback_states_from_checkpoint", "paper_defaults", "config",
     "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id",
 })
 
@@ -241,11 +241,15 @@ def write_json_atomic(path: str | os.PathLike, data) -> None:
 
 
 # ------------------------------------------------------------------------------------ run settings
-def run_settings(*argument_objects) -> dict:
-    """The settings that define a run, from the parsed argument dataclasses, as JSON values."""
+def run_settings(args) -> dict:
+    """The settings that define a run, from its parsed arguments (``script_args.ScriptArgs``), as JSON
+    values; the training sample's seed as the run uses it."""
     values: dict = {}
-    for args in argument_objects:
-        values.update(args.to_dict() if hasattr(args, "to_dict") else vars(args))
+    for part in (args.model, args.data, args.calibration, args.run, args.training):
+        values.update(part.to_dict() if hasattr(part, "to_dict") else vars(part))
+    values["train_sample_seed"] = args.train_sample_seed
+    if not args.training.load_best_model_at_end:  # no epoch is selected: the selection metric changes nothing
+        values.update(metric_for_best_model=None, greater_is_better=None)
     kept = {key: value for key, value in values.items() if key not in NOT_SETTINGS and not key.startswith("_")}
     return json.loads(json.dumps(kept, sort_keys=True, default=str))  # tuples -> lists, enums -> str
 

@@ -1,5 +1,11 @@
-"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly, reports a full disk in
-one line, and writes the run's model card."""
+"""The run scripts' Trainer: MixUpTrainer that resumes its loss state exactly, keeps its final
+checkpoint until the run is finished, reports a full disk in one line, and writes the run's model card.
+
+This module is the one home of every use of a private ``transformers.Trainer`` member (the engine,
+``trainer.py``, overrides public methods only). Each is listed in :data:`PRIVATE_TRAINER_MEMBERS`
+with what it is relied on for, and ``tests/test_trainer_internals.py`` checks each against the
+installed transformers, so a release that renames or changes one fails a named test.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,17 @@ from .output_dir import translating_disk_full, write_json_atomic
 from .trainer import MixUpTrainer
 
 logger = logging.getLogger(__name__)
+
+#: Private Trainer members this module relies on, and for what.
+PRIVATE_TRAINER_MEMBERS = {
+    "_save_rng_state": "called by every process while it saves a full checkpoint, before trainer_state.json: "
+                       "where the loss state is written (ExactLossResume)",
+    "_tr_loss": "the loss summed since the last log (a tensor), reset by train(): saved and restored",
+    "_total_loss_scalar": "the loss summed over the whole train() call (a float): saved and restored",
+    "_globalstep_last_logged": "the step of the last log (an int): saved and restored",
+    "_finalize_training": "where train() deletes non-best checkpoints under save_total_limit=1 (FinalCheckpointKept)",
+    "_save_checkpoint": "the one place a checkpoint is written (DiskFullSaves)",
+}
 
 
 class ExactLossResume:
@@ -119,7 +136,7 @@ class DiskFullSaves:
     def _save_checkpoint(self, model, trial):
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-        folder = Path(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        folder = Path(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         with translating_disk_full(folder):
             return super()._save_checkpoint(model, trial)
 
@@ -127,18 +144,23 @@ class DiskFullSaves:
 class RunScriptTrainer(FinalCheckpointKept, DiskFullSaves, ExactLossResume, MixUpTrainer):
     """MixUpTrainer that resumes its loss state exactly (``ExactLossResume``), keeps its final checkpoint
     until the run is finished (``FinalCheckpointKept``), names the file a full disk stopped
-    (``DiskFullSaves``), and whose model card is the run's
-    (``model_card.build_model_card``) once ``card_info`` is set. ``push_to_hub`` re-creates the card
-    through ``create_model_card``, so the card is built there rather than after it."""
+    (``DiskFullSaves``), and whose model card is the run's (``model_card.build_model_card``, from the
+    run's arguments ``script_args``, its ``data_summary`` and, once evaluated, its ``eval_metrics``).
+    ``push_to_hub`` re-creates the card through ``create_model_card``, so the card is built there."""
 
-    card_info: dict | None = None
+    def __init__(self, *args, script_args=None, data_summary: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script_args = script_args
+        self.data_summary = data_summary or {}
+        self.eval_metrics: dict | None = None
 
     def create_model_card(self, *args, model_name=None, tags=None, **kwargs):
-        if self.card_info is None:
+        if self.script_args is None:
             return super().create_model_card(*args, model_name=model_name, tags=tags, **kwargs)
         if self.is_world_process_zero():
             from .model_card import build_model_card
 
             tags = [tags] if isinstance(tags, str) else tags
-            card = build_model_card(self, model_name=model_name, tags=tags, **self.card_info)
+            card = build_model_card(self, self.script_args, self.data_summary, self.eval_metrics,
+                                    model_name=model_name, tags=tags)
             card.save(os.path.join(self.args.output_dir, "README.md"))

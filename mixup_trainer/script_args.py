@@ -1,30 +1,32 @@
-"""The run scripts' arguments: the dataclasses behind the flags, and every check that can be made
-before any data or model is loaded.
+"""The run scripts' arguments, their defaults, and every check that can be made before any data or
+model is loaded.
 
-Five dataclasses make the flags (one flat command line, or one flat JSON config):
-``ModelArguments`` and ``DataTrainingArguments`` as in transformers' ``run_glue.py``;
-``CalibrationArguments`` (what evaluation reports, temperature scaling); ``RunArguments`` (the output
-folder, the paper's defaults, comparison mode); and the engine's ``MixUpTrainingArguments``.
-Each checks its own fields in ``__post_init__``; :func:`check_arguments` checks the combinations.
-``cli.parse_args`` reads the command line once (adding the scripts' defaults) into a
-:class:`ScriptArgs`; a comparison builds each of its runs from those same values
-(:meth:`ScriptArgs.for_run`), so nothing is parsed twice.
+Five dataclasses make the flags (one flat command line, or one flat JSON/YAML config file), in the
+shape of TRL's ``*_config.py``: ``ModelArguments`` and ``DataTrainingArguments`` as in transformers'
+``run_glue.py``; ``CalibrationArguments`` (what evaluation reports, temperature scaling);
+``RunArguments`` (the output folder's reuse, the paper's defaults, comparison mode); and
+:class:`ScriptTrainingArguments`, the engine's ``MixUpTrainingArguments`` with the scripts' defaults.
+Every default is a field default, or is resolved by the one rule of
+:meth:`ScriptTrainingArguments.resolve_defaults`; each dataclass checks its own fields in
+``__post_init__``, and :class:`ScriptArgs` checks the combinations when it is built (so a
+comparison's runs, ``dataclasses.replace`` of the parsed arguments, are checked too).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
-from .arguments import MixUpTrainingArguments
+from .arguments import MixUpTrainingArguments, parse_layers
 from .mixing import MIXUP_METHODS
-from .script_checks import check_arguments
-from .shift_eval import parse_shift_files
 from .tasks import Task
 
 BASELINE = "none"
+#: Names a shifted set cannot take: they are the splits and metric prefixes of the run itself.
+RESERVED_SHIFT_NAMES = ("train", "validation", "eval", "test", "predict", "calibration")
+SHIFT_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -77,7 +79,6 @@ class ModelArguments:
         if value is None or value.strip() == "all-linear":
             return None if value is None else "all-linear"
         return [name.strip() for name in value.split(",") if name.strip()]
-
 
 
 @dataclass
@@ -133,6 +134,28 @@ class DataTrainingArguments:
         return parse_shift_files(self.shift_eval_files)
 
 
+def parse_shift_files(value: str | None) -> dict[str, str]:
+    """'yelp=a.tsv,amazon=b.tsv' -> {'yelp': 'a.tsv', 'amazon': 'b.tsv'}, refusing malformed entries,
+    reserved or repeated names and files that do not exist, each in one line."""
+    if value is None:
+        return {}
+    files: dict[str, str] = {}
+    for entry in [e.strip() for e in value.split(",")]:
+        name, sep, path = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not path:
+            raise ValueError(f"--shift_eval_files: {entry!r} is not NAME=PATH; write e.g. "
+                             "--shift_eval_files yelp=data/yelp.tsv,amazon=data/amazon.tsv")
+        if not SHIFT_NAME_PATTERN.match(name) or name.lower() in RESERVED_SHIFT_NAMES:
+            raise ValueError(f"--shift_eval_files: {name!r} cannot name a shifted set (letters, digits and _, starting "
+                             f"with a letter; not one of {', '.join(RESERVED_SHIFT_NAMES)}): it prefixes the metric keys.")
+        if name in files:
+            raise ValueError(f"--shift_eval_files: the name {name!r} is given twice; give each file its own name.")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--shift_eval_files: {name}={path}: no such file.")
+        files[name] = path
+    return files
+
+
 @dataclass
 class RunArguments:
     """What happens to the output folder, and comparison mode (see ``compare.py``)."""
@@ -142,15 +165,16 @@ class RunArguments:
         metadata={"help": "Start afresh in a non-empty output_dir (deletes its checkpoint-* folders, *_results.json "
                   "and run_settings.json) instead of resuming the run recorded there, or refusing another run."},
     )
-    keep_checkpoints: bool = field(
-        default=False,
-        metadata={"help": "Keep the checkpoint-* folders when training finishes (default: delete them, keeping only "
-                  "the final model; also kept when --save_total_limit or --save_only_model is given)."},
+    config: str | None = field(
+        default=None,
+        metadata={"help": "A YAML or JSON file of flag values (keys as the flags, without --), used as defaults: "
+                  "a flag typed on the command line wins over the file."},
     )
     paper_defaults: bool = field(
         default=False,
-        metadata={"help": "Use the paper's Table 6 values for the task (learning rate, epochs, batch size 16, "
-                  "alpha, max length, dropout 0.1); flags you give explicitly win."},
+        metadata={"help": "Start from the paper's Table 6 values for the task (learning rate, epochs, batch size 16, "
+                  "alpha, max length, dropout 0.1), the file mixup_trainer/paper_configs/<task>.yaml: a config file "
+                  "and typed flags win over it."},
     )
     compare: str | None = field(
         default=None,
@@ -209,7 +233,8 @@ def arm_overrides(arm: str) -> dict:
 
 
 def parse_list(text: str, what: str, cast=str) -> list:
-    """'a, b,a' -> ['a', 'b'] (cast, de-duplicated), with a one-line error for an empty or bad list."""
+    """'a, b' -> ['a', 'b'] (cast), with a one-line error for an empty or bad list, or one that names
+    an item twice (a comparison would otherwise quietly run it once)."""
     try:
         items = [cast(x.strip()) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -217,7 +242,10 @@ def parse_list(text: str, what: str, cast=str) -> list:
     if not items:
         raise ValueError(f"--{what} {text!r}: give a comma-separated list, e.g. --compare manifold "
                          "or --compare_seeds 42,43,44.")
-    return list(dict.fromkeys(items))
+    repeated = sorted({str(x) for x in items if items.count(x) > 1})
+    if repeated:
+        raise ValueError(f"--{what} {text!r} names {', '.join(repeated)} more than once: list each once.")
+    return items
 
 
 @dataclass
@@ -258,34 +286,257 @@ class CalibrationArguments:
             raise FileNotFoundError(f"--calibration_file {self.calibration_file} does not exist.")
 
 
-DATACLASS_TYPES = (ModelArguments, DataTrainingArguments, CalibrationArguments, RunArguments, MixUpTrainingArguments)
+@dataclass
+class ScriptTrainingArguments(MixUpTrainingArguments):
+    """``MixUpTrainingArguments`` with the run scripts' defaults: train and evaluate, evaluate and save
+    every epoch, end on the best epoch by the task's metric, keep one full checkpoint besides it, and
+    delete the checkpoints once the run is finished.
+
+    The fields below whose default is ``None`` follow the flags the user gave, by the one rule of
+    :meth:`resolve_defaults` (the README's defaults table lists it); any value given explicitly is kept.
+    The task's metric is the parser's default for ``--metric_for_best_model`` (``cli.parse_args``).
+    """
+
+    output_dir: str = field(metadata={"help": "(required) Folder of this run's checkpoints, results and model."})
+    eval_strategy: str | None = field(
+        default=None, metadata={"help": "When to evaluate: no, steps or epoch. Default: as --save_strategy when that is "
+                                "steps or epoch, else epoch (no when the run does not both train and evaluate)."})
+    save_strategy: str | None = field(
+        default=None, metadata={"help": "When to save a checkpoint: no, steps, epoch or best. Default: as "
+                                "--eval_strategy (steps when the run does not both train and evaluate)."})
+    save_steps: float | None = field(
+        default=None, metadata={"help": "Steps between checkpoints under --save_strategy steps. Default: "
+                                "--eval_steps, else 500."})
+    logging_strategy: str | None = field(
+        default=None, metadata={"help": "When to log: no, steps or epoch. Default: epoch when evaluating every "
+                                "epoch, else steps."})
+    load_best_model_at_end: bool | None = field(
+        default=None, metadata={"help": "End on the best evaluated checkpoint (by --metric_for_best_model). Default: "
+                                "true when the run evaluates and saves during training."})
+    save_total_limit: int | None = field(
+        default=None, metadata={"help": "Checkpoints kept besides the best one. Default: 1 when the run ends on the "
+                                "best epoch (unlimited otherwise)."})
+    keep_checkpoints: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the checkpoint-* folders when training finishes. Default: delete them, keeping only "
+                  "the final model, unless --save_total_limit or --save_only_model is given."},
+    )
+
+    def __post_init__(self):
+        self.resolve_defaults()
+        _refuse_fsdp_without_gpus(self)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu:
+            import torch
+
+            # gloo data parallelism needs use_cpu; without it each process would train alone as rank 0
+            self.use_cpu = not torch.accelerator.is_available()
+        super().__post_init__()
+
+    def resolve_defaults(self) -> None:
+        """The scripts' defaults for the fields left at ``None`` (idempotent: a second call, as in
+        ``dataclasses.replace``, changes nothing).
+
+        * Without ``--do_train/--do_eval/--do_predict`` a run trains and evaluates.
+        * A run that trains and evaluates evaluates as often as asked (``--eval_strategy``), else as
+          often as it saves (``--save_strategy steps|epoch``), else every epoch; it saves at the same
+          moments, ends on the best of them and keeps one checkpoint besides it, unless saving is off.
+          With steps, ``--eval_steps`` and ``--save_steps`` follow each other when only one is given.
+        * Checkpoints are full (optimizer, scheduler, RNG: a rerun after a crash resumes exactly) and
+          are deleted when the run is finished, unless ``--keep_checkpoints``, ``--save_total_limit``
+          or ``--save_only_model`` asks for checkpoints.
+        """
+        if not (self.do_train or self.do_eval or self.do_predict):
+            self.do_train = self.do_eval = True
+        if self.keep_checkpoints is None:
+            self.keep_checkpoints = self.save_total_limit is not None or bool(self.save_only_model)
+        save = _strategy(self.save_strategy)
+        if self.do_train and self.do_eval:
+            if self.eval_strategy is None:
+                self.eval_strategy = save if save in ("steps", "epoch") else "epoch"
+            evaluate = _strategy(self.eval_strategy)
+            best = evaluate != "no" and save != "no"
+            if self.save_strategy is None:
+                self.save_strategy = evaluate if best else "steps"
+            if self.load_best_model_at_end is None:
+                self.load_best_model_at_end = best
+            if best and self.save_total_limit is None:
+                self.save_total_limit = 1
+            if evaluate == "steps" and self.eval_steps is None and self.save_steps is not None:
+                self.eval_steps = self.save_steps
+            if self.save_steps is None and evaluate == "steps" and self.eval_steps is not None:
+                self.save_steps = self.eval_steps
+            logging = "epoch" if evaluate == "epoch" else "steps"
+        else:
+            logging = "steps"
+        self.eval_strategy = "no" if self.eval_strategy is None else self.eval_strategy
+        self.save_strategy = "steps" if self.save_strategy is None else self.save_strategy
+        self.save_steps = 500 if self.save_steps is None else self.save_steps
+        self.logging_strategy = logging if self.logging_strategy is None else self.logging_strategy
+        self.load_best_model_at_end = bool(self.load_best_model_at_end)
+
+
+def _strategy(value) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _refuse_fsdp_without_gpus(training) -> None:
+    """FSDP (``--fsdp`` or ``accelerate launch --use_fsdp``) needs GPUs here: accelerate applies its FSDP
+    plugin only to GPU-type processes and on CPU silently trains with DDP, so the request is refused
+    rather than ignored."""
+    if not (training.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"):
+        return
+    import torch
+
+    if not torch.accelerator.is_available():
+        raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
+                         "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
+                         "parallelism), or run on GPUs as the README's FSDP section shows.")
+
+
+DATACLASS_TYPES = (ModelArguments, DataTrainingArguments, CalibrationArguments, RunArguments, ScriptTrainingArguments)
 
 
 @dataclass
 class ScriptArgs:
-    """One run's parsed arguments, and the values they were built from (for a comparison's runs)."""
+    """One run's parsed arguments, checked as a whole when built (see :func:`check_arguments`).
+
+    A comparison's runs are ``dataclasses.replace`` of the comparison's own ``ScriptArgs``
+    (``compare.run_args``), so they are built and checked the same way as a typed command."""
 
     model: ModelArguments
     data: DataTrainingArguments
     calibration: CalibrationArguments
     run: RunArguments
-    training: MixUpTrainingArguments
+    training: ScriptTrainingArguments
     task: Task
-    values: dict = field(repr=False)
-    explicit: frozenset = field(repr=False)
 
-    def for_run(self, **overrides) -> "ScriptArgs":
-        """The same arguments with ``overrides`` given explicitly (a comparison's method, seed, folder)."""
-        return build_args({**self.values, **overrides}, self.explicit | set(overrides), self.task)
+    def __post_init__(self):
+        if self.data.max_seq_length is None:
+            self.data.max_seq_length = self.task.max_seq_length
+        check_arguments(self)
+
+    @property
+    def train_sample_seed(self) -> int:
+        """Seed of the ``--max_train_samples`` sample: ``--train_sample_seed``, else the run's ``--seed``."""
+        seed = self.data.train_sample_seed
+        return self.training.seed if seed is None else seed
 
 
-def build_args(values: dict, explicit: frozenset, task: Task) -> ScriptArgs:
-    """The dataclasses from parsed values (defaults already added), checked by :func:`check_arguments`."""
-    model, data, calibration, run, training = HfArgumentParser(DATACLASS_TYPES).parse_dict(values)
-    if data.max_seq_length is None:
-        data.max_seq_length = task.max_seq_length
-    if data.train_sample_seed is None:
-        data.train_sample_seed = training.seed
-    args = ScriptArgs(model, data, calibration, run, training, task, values, explicit)
-    check_arguments(args)
-    return args
+# ---------------------------------------------------------------------- checks of the combinations
+def check_arguments(args: ScriptArgs) -> None:
+    """Refuse, before any data or model is loaded, what would otherwise fail late or train wrongly.
+    Each refusal is one line naming the problem and the fix."""
+    check_what_the_run_claims(args)
+    training, task = args.training, args.task
+    if args.calibration.temperature_scaling:
+        if task.is_regression:
+            raise ValueError(f"--temperature_scaling needs a classification task; {task.name} is a regression task.")
+        if not training.do_eval:
+            raise ValueError("--temperature_scaling scores the evaluation set before and after scaling: add --do_eval.")
+    if args.data.shift_eval_files and task.is_regression:
+        raise ValueError(f"--shift_eval_files needs a classification task; {task.name} is a regression task.")
+    if args.data.shift_eval_files and not training.do_eval:
+        raise ValueError("--shift_eval_files scores the kept model beside the evaluation set: add --do_eval.")
+    for flag, split, value in (("max_eval_samples", "validation", args.data.max_eval_samples),
+                               ("max_predict_samples", "test", args.data.max_predict_samples)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag} {value} leaves no {split} examples: give a positive number, or leave the "
+                             "flag out.")
+    if args.run.compare is not None:
+        _check_comparison(args)
+    if training.do_train and training.mixup_enabled and training.per_device_train_batch_size < 2:
+        raise ValueError(
+            f"--per_device_train_batch_size {training.per_device_train_batch_size} with --mixup_method "
+            f"{training.mixup_method}: a batch of one row has no partner, so no batch would be mixed. Use a "
+            "batch size of at least 2, or --mixup_method none."
+        )
+    if training.mixup_method == "manifold" and parse_layers(training.mixup_layers):
+        _check_layers_exist(args.model, training)
+
+
+def _check_comparison(args: ScriptArgs) -> None:
+    training = args.training
+    if training.mixup_method != BASELINE:
+        raise ValueError("--mixup_method and --compare both given: --compare sets each run's method; "
+                         "drop --mixup_method.")
+    if training.label_smoothing_factor and any(_label_smoothing(m) is not None for m in args.run.compare_methods):
+        raise ValueError("--label_smoothing_factor and an ls<epsilon> arm of --compare both given: the arm sets "
+                         "the smoothing of its runs; drop --label_smoothing_factor.")
+    if args.run.compare_seeds and training.seed != _DEFAULT_SEED:
+        raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
+    if not (training.do_train and training.do_eval) or _strategy(training.eval_strategy) == "no":
+        raise ValueError("A comparison trains and evaluates during training: drop --do_train/--do_eval-only "
+                         "flags and --eval_strategy no.")
+
+
+_DEFAULT_SEED = next(f.default for f in MixUpTrainingArguments.__dataclass_fields__.values() if f.name == "seed")
+
+
+def _check_layers_exist(model_args: ModelArguments, training: MixUpTrainingArguments) -> None:
+    """--mixup_layers against the depth the model's config states (MixUpTrainer checks the model
+    itself when the config states none). Reads config.json only, not the weights."""
+    from transformers import AutoConfig
+
+    from .levels import num_encoder_blocks
+
+    config = AutoConfig.from_pretrained(
+        model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code)
+    try:
+        n = num_encoder_blocks(config)
+    except ValueError:
+        return
+    training.mixup_levels(n)  # refuses levels outside 0..n+1 and permutation partners inside the encoder
+
+
+def check_what_the_run_claims(args: ScriptArgs) -> None:
+    """Refuse a run whose training or model would not be what the command says: no training at all
+    (--num_train_epochs 0, --max_steps 0), MixUp with α = 0 (every λ is 0 or 1: ERM under a MixUp
+    name), a local model folder that does not exist (transformers reports a Hub repo-id error), and a
+    --metric_for_best_model that evaluation does not compute (the Trainer fails after the first epoch)."""
+    training = args.training
+    if training.do_train and training.max_steps == 0:
+        raise ValueError("--max_steps 0 trains nothing (transformers reads 0 as 'not set' and would train "
+                         "--num_train_epochs): give a positive number of steps, or leave --do_train out to only evaluate.")
+    if training.do_train and training.max_steps < 0 and training.num_train_epochs <= 0:
+        raise ValueError(f"--num_train_epochs {training.num_train_epochs:g} trains nothing: give a positive number of "
+                         "epochs (or --max_steps N), or leave --do_train out to only evaluate.")
+    if training.mixup_alpha == 0 and (training.mixup_method != "none" or args.run.compare is not None):
+        how = f"--compare {args.run.compare}" if args.run.compare is not None else f"--mixup_method {training.mixup_method}"
+        raise ValueError(f"--mixup_alpha 0 with {how} mixes nothing (λ ~ Beta(0, 0) is always 0 or 1, so every batch "
+                         "is ERM): give a positive --mixup_alpha (e.g. 0.4), or --mixup_method none.")
+    for flag in ("model_name_or_path", "config_name", "tokenizer_name"):
+        _check_local_folder(flag, getattr(args.model, flag))
+    wanted = training.metric_for_best_model
+    if wanted and wanted.removeprefix("eval_") not in (args.task.metric, "loss"):
+        _check_metric_for_best_model(args)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A Hub id is ``name`` or ``org/name``; anything absolute, relative (./, ../, ~) or deeper is a path."""
+    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def _check_local_folder(flag: str, name: str | None) -> None:
+    if name and _looks_like_a_path(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise FileNotFoundError(f"--{flag} {name}: no such folder; give the path of a local model folder (holding "
+                                "config.json), or a Hub model id such as bert-base-uncased.")
+
+
+def _check_metric_for_best_model(args: ScriptArgs) -> None:
+    """The metrics evaluation reports, found by evaluating two made-up examples (no list to keep in step)."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from .evaluation import make_compute_metrics
+
+    task, wanted = args.task, args.training.metric_for_best_model
+    if task.is_regression:
+        dummy = EvalPrediction(predictions=np.array([[0.2], [0.9]]), label_ids=np.array([0.1, 0.8]))
+    else:
+        logits = np.eye(task.num_labels)[[0, 1 % task.num_labels]]
+        dummy = EvalPrediction(predictions=logits, label_ids=np.array([0, 1 % task.num_labels]))
+    names = {"loss", *make_compute_metrics(task.metric, n_bins=args.calibration.calibration_bins)(dummy)}
+    if wanted.removeprefix("eval_") not in names:
+        raise ValueError(f"--metric_for_best_model {wanted}: evaluation of {task.name} does not report it, so the "
+                         f"Trainer would fail after the first evaluation; choose one of {', '.join(sorted(names))}.")

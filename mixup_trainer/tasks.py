@@ -1,7 +1,7 @@
 """The task registry: for each task, where its data lives on the Hub, its text columns and labels,
-the metric that picks the best epoch, and the paper's Table 6 hyperparameters; and its Hub loader.
+the metric that picks the best epoch, and where its paper hyperparameters are; and its Hub loader.
 
-One frozen :class:`Task` per task (Zhang & Vaidya, 2021, Table 6 for the hyperparameters).
+One frozen :class:`Task` per task; the paper's Table 6 values are config files in ``paper_configs/``.
 ``data.py`` reads the data itself, from local files or, through :func:`load_hub_split`, the Hub.
 """
 
@@ -10,21 +10,21 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+#: The paper's Table 6 per task, one config file of flag values each (``--paper_defaults``).
+PAPER_CONFIGS = Path(__file__).parent / "paper_configs"
 
 
 @dataclass(frozen=True)
 class Task:
     """What the scripts need to know about one task.
 
-    ``learning_rate`` / ``num_train_epochs`` / ``mixup_alpha`` / ``max_seq_length`` /
-    ``batch_size`` / ``dropout`` are the paper's Table 6 values (batch 16, dropout 0.1, length 128,
-    10 epochs, alpha 1.0 unless the table says otherwise). ``learning_rate`` is None where the
-    paper gives none for the task: ``--paper_defaults`` then leaves the learning rate alone rather
-    than invent one.
+    ``max_seq_length`` is the task's default input length (``--max_seq_length``). The paper's
+    Table 6 values for the task are in :attr:`paper_config` (``--paper_defaults``).
     """
 
     name: str
@@ -43,13 +43,7 @@ class Task:
     # Other names a column has in release files: (canonical name, (accepted names...)).
     column_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     headerless_columns: tuple[str, ...] | None = None  # CoLA's train/dev files have no header
-    # The paper's Table 6.
-    learning_rate: float | None = None
-    num_train_epochs: float = 10
-    mixup_alpha: float = 1.0
     max_seq_length: int = 128
-    batch_size: int = 16
-    dropout: float = 0.1
 
     @property
     def is_regression(self) -> bool:
@@ -74,19 +68,10 @@ class Task:
             extra = extra + ("index", "id")
         return (column,) + tuple(name for name in extra if name != column)
 
-    def paper_defaults(self) -> dict[str, object]:
-        """Table 6 as argument names of the run scripts (ModelArguments, DataTrainingArguments,
-        MixUpTrainingArguments)."""
-        values = {
-            "num_train_epochs": self.num_train_epochs,
-            "per_device_train_batch_size": self.batch_size,
-            "mixup_alpha": self.mixup_alpha,
-            "max_seq_length": self.max_seq_length,
-            "hidden_dropout_prob": self.dropout,
-        }
-        if self.learning_rate is not None:
-            values["learning_rate"] = self.learning_rate
-        return values
+    @property
+    def paper_config(self) -> Path:
+        """The paper's Table 6 values for this task as a config file of flag values (``--paper_defaults``)."""
+        return PAPER_CONFIGS / f"{self.name}.yaml"
 
 
 def _glue(name, config, text_columns, label_names, **kwargs) -> Task:
@@ -100,8 +85,7 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         _glue("cola", "cola", ("sentence",), ("unacceptable", "acceptable"), metric="matthews_correlation",
-              headerless_columns=("source", "label", "annotation", "sentence"),
-              learning_rate=2e-5, num_train_epochs=5, mixup_alpha=0.75),
+              headerless_columns=("source", "label", "annotation", "sentence")),
         _glue("sst2", "sst2", ("sentence",), ("negative", "positive")),
         _glue("mrpc", "mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
               column_aliases=(("sentence1", ("#1 String",)), ("sentence2", ("#2 String",)),
@@ -117,26 +101,24 @@ TASKS: dict[str, Task] = {
               column_aliases=(("premise", ("sentence1",)), ("hypothesis", ("sentence2",)),
                               ("label", ("gold_label",)))),
         _glue("qnli", "qnli", ("question", "sentence"), _ENTAILMENT),
-        _glue("rte", "rte", ("sentence1", "sentence2"), _ENTAILMENT, learning_rate=3e-5, num_train_epochs=5),
+        _glue("rte", "rte", ("sentence1", "sentence2"), _ENTAILMENT),
         _glue("wnli", "wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment")),
         # IMDb and AG News have no validation split: the paper (like most work) reports on test.
         Task("imdb", "stanfordnlp/imdb", None, ("text",), ("neg", "pos"),
              hub_splits=(("train", "train"), ("validation", "test"), ("test", None)),
              data_files=tuple((s, tuple(f"{s}{e}" for e in (".csv", ".jsonl", ".json", ".tsv")))
-                              for s in SPLITS),
-             learning_rate=1e-5),
+                              for s in SPLITS)),
         Task("ag_news", "fancyzhx/ag_news", None, ("text",), ("World", "Sports", "Business", "Sci/Tech"),
              hub_splits=(("train", "train"), ("validation", "test"), ("test", None)),
              data_files=tuple((s, tuple(f"{s}{e}" for e in (".csv", ".jsonl", ".json", ".tsv")))
-                              for s in SPLITS),
-             learning_rate=2e-5),
+                              for s in SPLITS)),
         # SuperGLUE release: train.jsonl / val.jsonl / test.jsonl with label true/false.
         # google/boolq on the Hub calls the label `answer` (a bool).
         Task("boolq", "aps/super_glue", "boolq", ("question", "passage"), ("False", "True"),
              data_files=(("train", ("train.jsonl",)), ("validation", ("val.jsonl", "dev.jsonl")),
                          ("test", ("test.jsonl",))),
              column_aliases=(("label", ("answer",)),),
-             learning_rate=2e-5, max_seq_length=256),
+             max_seq_length=256),
     )
 }
 

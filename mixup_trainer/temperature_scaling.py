@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from .evaluation import logits_of
-from .levels import final_projection as find_final_projection
+from .levels import final_projection
 from .output_dir import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -40,16 +40,11 @@ TEMPERATURE_FILE = "eval_temperature_scaling.json"
 TS_DIAGRAM_FILE = "eval_ts_reliability_diagram.png"
 
 
-def final_projection(model):
-    """The classifier's final projection, where T is folded (the module whose input is MixUp's level n+1)."""
-    return find_final_projection(model)[1]
-
-
 def fold_temperature(model, temperature: float) -> None:
     """Divide the final projection's weight and bias by T in place: logits become logits / T."""
     import torch
 
-    layer = final_projection(model)
+    layer = final_projection(model)[1]  # the module whose input is MixUp's level n+1
     with torch.no_grad():
         layer.weight.div_(temperature)
         if layer.bias is not None:
@@ -68,31 +63,38 @@ def split_evaluation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
 
 
-def calibration_split(task, cal_args, raw_eval, run_seed: int):
-    """Which examples T is fitted on and which are scored, checked: (raw calibration file or None,
-    calibration rows of the evaluation set or None, scored rows, a sentence saying which).
+@dataclass(frozen=True)
+class CalibrationSplit:
+    """Which examples T is fitted on and which are scored: the calibration rows of the evaluation set
+    (None with a ``--calibration_file``, whose examples are ``raw["calibration"]``), the scored rows
+    of the evaluation set, and a sentence saying which."""
 
-    Called before training, so that a split T cannot be fitted on (nothing to score, one class only,
-    unlabelled calibration rows) is refused before anything trains, and again after it. The split's
-    seed is --calibration_seed, else the run's --seed."""
-    from .data import load_raw_datasets
+    calibration_rows: np.ndarray | None
+    scored_rows: np.ndarray
+    source: str
 
+
+def calibration_split(task, cal_args, raw, run_seed: int) -> CalibrationSplit:
+    """The run's :class:`CalibrationSplit`, checked: computed once, right after the data is read and
+    before the model loads, so that a split T cannot be fitted on (nothing to score, one class only,
+    unlabelled calibration rows) is refused before anything trains. The split's seed is
+    --calibration_seed, else the run's --seed."""
+    raw_eval = raw["validation"]
     if cal_args.calibration_file is not None:
-        raw_cal = load_raw_datasets(task, ["validation"], validation_file=cal_args.calibration_file)["validation"]
-        labels = np.asarray(raw_cal["label"])
+        labels = np.asarray(raw["calibration"]["label"])
         if (labels < 0).any():
             raise ValueError(f"--calibration_file {cal_args.calibration_file} has unlabelled rows (label -1); "
                              "temperature scaling needs a label for every calibration example.")
         _check_classes(labels, f"--calibration_file {cal_args.calibration_file}")
         source = f"file {cal_args.calibration_file} ({len(labels)} examples); all evaluation examples scored"
-        return raw_cal, None, np.arange(len(raw_eval)), source
+        return CalibrationSplit(None, np.arange(len(raw_eval)), source)
     seed = run_seed if cal_args.calibration_seed is None else cal_args.calibration_seed
     cal_rows, scored = split_evaluation(len(raw_eval), cal_args.calibration_fraction, seed)
     _check_classes(np.asarray(raw_eval["label"])[cal_rows],
                    f"the calibration split (--calibration_fraction {cal_args.calibration_fraction:g}, seed {seed})")
     source = (f"random {cal_args.calibration_fraction:g} of the evaluation set (seed {seed}, "
               f"{len(cal_rows)} examples); the other {len(scored)} scored")
-    return None, cal_rows, scored, source
+    return CalibrationSplit(cal_rows, scored, source)
 
 
 def _check_classes(labels: np.ndarray, what: str) -> None:
@@ -102,37 +104,28 @@ def _check_classes(labels: np.ndarray, what: str) -> None:
                          "or --calibration_fraction, or a --calibration_file with both classes.")
 
 
-def apply_temperature_scaling(
-    trainer,
-    task,
-    cal_args,
-    raw_eval,
-    eval_logits: np.ndarray,
-    tokenize: Callable[[Any], Any],
-) -> dict:
+def apply_temperature_scaling(trainer, task, cal_args, raw, tokenised, eval_logits: np.ndarray,
+                              split: CalibrationSplit) -> dict:
     """Fit T, score before/after, fold T into the model and save it; return the metrics to merge into
     the evaluation's (``eval_*`` of the scored examples, ``eval_ts_*``, ``temperature``, ...).
 
-    ``tokenize`` maps a ``DatasetDict`` of raw rows to model inputs (the script's own tokenisation),
-    for a ``--calibration_file``. Runs on every process (``predict`` is collective); only the main
-    process writes files.
+    Runs on every process (``predict`` is collective); only the main process writes files.
     """
-    from datasets import DatasetDict
-
     from .calibration import calibration_report, fit_temperature, plot_reliability_diagram
     from .evaluation import make_compute_metrics
 
     args = trainer.args
+    raw_eval = raw["validation"]
     eval_logits = logits_of(eval_logits).astype(np.float64)
     eval_labels, eval_ids = np.asarray(raw_eval["label"]), np.asarray(raw_eval["idx"])
-    raw_cal, cal_rows, scored, source = calibration_split(task, cal_args, raw_eval, args.seed)
-    if raw_cal is not None:
-        cal_labels = np.asarray(raw_cal["label"])
-        tokenised = tokenize(DatasetDict({"validation": raw_cal}))["validation"]
-        cal_logits = logits_of(trainer.predict(tokenised, metric_key_prefix="calibration").predictions)
+    scored, source = split.scored_rows, split.source
+    if split.calibration_rows is None:  # a --calibration_file
+        cal_labels = np.asarray(raw["calibration"]["label"])
+        cal_logits = logits_of(trainer.predict(tokenised["calibration"], metric_key_prefix="calibration").predictions)
         cal_logits = cal_logits.astype(np.float64)
-        cal_ids = [int(i) for i in raw_cal["idx"]]
+        cal_ids = [int(i) for i in raw["calibration"]["idx"]]
     else:
+        cal_rows = split.calibration_rows
         cal_logits, cal_labels = eval_logits[cal_rows], eval_labels[cal_rows]
         cal_ids = eval_ids[cal_rows].tolist()
 
@@ -165,25 +158,3 @@ def apply_temperature_scaling(
         write_text_atomic(Path(args.output_dir, TEMPERATURE_FILE), json.dumps(record, indent=2))
     return out
 
-
-def card_section(eval_metrics: dict | None) -> str:
-    """Model-card paragraph for a temperature-scaled model ("" without temperature scaling)."""
-    if not eval_metrics or "temperature" not in eval_metrics:
-        return ""
-    keys = ("accuracy", "ece", "adaptive_ece", "smece", "overconfidence", "nll", "brier")
-    rows = [f"| {k} | {eval_metrics[f'eval_{k}']:.4f} | {eval_metrics[f'eval_ts_{k}']:.4f} |"
-            for k in keys if f"eval_{k}" in eval_metrics and f"eval_ts_{k}" in eval_metrics]
-    return "\n".join([
-        "",
-        "## Temperature scaling",
-        "",
-        f"A temperature T = {eval_metrics['temperature']:.4f} was fitted (minimum NLL, Guo et al., 2017) on the "
-        f"calibration examples: {eval_metrics['calibration_source']}. T is folded into the saved weights (the "
-        "classifier's final projection divided by T), so this checkpoint loads as a plain model and its "
-        "probabilities, e.g. from `pipeline(...)`, are the calibrated ones. Before/after, on the "
-        f"{eval_metrics['eval_samples']} scored examples:",
-        "",
-        "| metric | before | after |",
-        "|---|---|---|",
-        *rows,
-    ]) + "\n"

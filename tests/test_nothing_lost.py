@@ -229,7 +229,7 @@ def test_finished_run_with_kept_checkpoints_keeps_them(tmp_path):
 
     out = tmp_path / "run"
     args = parse_args(["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(out), "--keep_checkpoints"])
-    settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
+    settings = run_settings(args)
     prepare_output_dir(args.training, False, settings)
     (out / "checkpoint-4").mkdir()
     (out / "all_results.json").write_text("{}")

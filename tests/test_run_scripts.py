@@ -155,7 +155,7 @@ def test_output_dir_rules(parse, tmp_path):
 
     def check(*argv):
         args = parse_args(["--model_name_or_path", "m", "--task", "sst2", "--output_dir", str(out), *argv])
-        settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
+        settings = run_settings(args)
         prepare_output_dir(args.training, args.run.overwrite_output_dir, settings)
         return checkpoint_to_resume(args.training, args.run.overwrite_output_dir)
 

@@ -114,7 +114,7 @@ def _prepare(parse, out, *argv):
     from mixup_trainer.output_dir import prepare_output_dir, run_settings
 
     args = parse(out, *argv)
-    settings = run_settings(args.model, args.data, args.calibration, args.run, args.training)
+    settings = run_settings(args)
     finished = prepare_output_dir(args.training, args.run.overwrite_output_dir, settings)
     return finished, (None if finished is not None else checkpoint_to_resume(args.training, args.run.overwrite_output_dir))
 
@@ -150,8 +150,7 @@ def test_settings_recorded_and_other_settings_refused_in_one_line(parse, tmp_pat
 
         args = parse_args(["--model_name_or_path", "m", "--task", "cola", "--output_dir", str(out),
                            "--mixup_method", "manifold", "--seed", "1"])
-        prepare_output_dir(args.training, False, run_settings(args.model, args.data, args.calibration, args.run,
-                                                              args.training))
+        prepare_output_dir(args.training, False, run_settings(args))
     # Flags that change neither the model nor the numbers do not make another run.
     assert _prepare(parse, out, "--mixup_method", "manifold", "--seed", "1", "--logging_steps", "3",
                     "--disable_tqdm", "true", "--keep_checkpoints") == (None, str(checkpoint))
