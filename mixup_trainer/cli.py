@@ -66,6 +66,8 @@ class ScriptArgumentParser(HfArgumentParser):
         super()._add_dataclass_arguments(dtype)
 
     def _parse_dataclass_field(self, parser, field):
+        """Puts each flag in its --help group; an optional bool (default None: "follow the other flags")
+        is a switch like any bool flag (``--keep_checkpoints`` alone means true)."""
         if field.name.startswith("mixup_"):
             group = self._groups["mixup"]
         elif field.name == "keep_checkpoints":
@@ -73,6 +75,9 @@ class ScriptArgumentParser(HfArgumentParser):
         else:
             group = self._current_group
         HfArgumentParser._parse_dataclass_field(group, field)
+        if field.type in ("bool | None", "Optional[bool]") or field.type == (bool | None):
+            action = group._group_actions[-1]
+            action.nargs, action.const = "?", True
 
     def error(self, message):
         raise UsageError(f"{message} (--help lists the flags)")

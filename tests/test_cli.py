@@ -94,7 +94,7 @@ def test_help_lists_mixup_and_data_flags_first(tmp_path):
     assert "--learning_rate" in text[order[5]:] and "--learning_rate" not in text[:order[5]]
 
     boolq = cli("--help", cwd=tmp_path, module="mixup_trainer.run_boolq_mixup")
-    assert boolq.returncode == 0 and "[--task TASK]" in boolq.stdout and "(required)" not in boolq.stdout
+    assert boolq.returncode == 0 and "[--task TASK]" in boolq.stdout and "(required) Task name" not in boolq.stdout
 
 
 def test_fsdp_without_gpus_is_refused(tmp_path):
@@ -176,7 +176,10 @@ def test_model_card_of_a_hub_model_links_its_base_model(tiny_bert, tmp_path, tok
     trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
     metrics = {"eval_matthews_correlation": 0.25, "eval_accuracy": 0.7, "eval_loss": 0.61, "eval_ece": 0.05,
                "eval_samples": 1043, "best_epoch": 3.0}
-    card = build_model_card(trainer, get_task("cola"), "bert-base-uncased", {"calibration bins": 10}, metrics, {})
+    from mixup_trainer.cli import parse_args
+
+    run_args = parse_args(["--task", "cola", "--model_name_or_path", "bert-base-uncased", "--output_dir", args.output_dir])
+    card = build_model_card(trainer, run_args, {"calibration bins": 10}, metrics)
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
     assert loaded.data.base_model == "bert-base-uncased" and loaded.data.datasets == ["nyu-mll/glue"]
@@ -192,5 +195,7 @@ def test_model_card_of_a_hub_model_links_its_base_model(tiny_bert, tmp_path, tok
     assert ("| levels mixed | manifold: levels 0, 2 of a 2-block encoder (0 = input of block 1, 1..2 = block "
             "outputs, 3 = input of the final projection) |") in loaded.text
     assert "No logged training step mixed a batch" not in loaded.text
-    unmixed = build_model_card(trainer, get_task("cola"), "bert-base-uncased", {}, metrics, {}, no_batch_mixed=True)
+    args.do_train = True  # a training run whose logged steps mixed no batch
+    trainer.state.log_history = [{"loss": 0.7, "step": 1}]
+    unmixed = build_model_card(trainer, run_args, {}, metrics)
     assert "**No logged training step mixed a batch**" in unmixed.text

@@ -200,7 +200,7 @@ def test_comparison_arguments(tmp_path):
     args7 = parse_args([*base, "--seed", "7", "--compare", "input"])
     assert args7.run.compare_methods == ["none", "input"] and args7.run.compare_seed_list is None
     one = run_args(args, "cls", 3, tmp_path / "cls-seed3")  # built from the parsed values, not re-parsed
-    assert (one.training.mixup_method, one.training.seed, one.data.train_sample_seed) == ("cls", 3, 3)
+    assert (one.training.mixup_method, one.training.seed, one.train_sample_seed) == ("cls", 3, 3)
     assert one.training.output_dir == str(tmp_path / "cls-seed3") and one.run.compare is None
     assert one.training.log_level == "error" and one.training.eval_strategy == args.training.eval_strategy
     for bad, match in ((["--compare", "mixup"], "unknown arm"), (["--compare", ","], "comma-separated"),

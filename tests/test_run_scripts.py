@@ -92,10 +92,10 @@ def test_json_config(parse, tmp_path):
     assert train.eval_strategy == "epoch" and train.load_best_model_at_end
 
 
-def run_args(*argv):
+def script_args(*argv):
     from mixup_trainer.cli import parse_args
 
-    return parse_args(["--model_name_or_path", "m", "--output_dir", "unused", *argv]).run
+    return parse_args(["--model_name_or_path", "m", "--output_dir", "unused", *argv])
 
 
 def test_run_defaults(parse):
@@ -106,11 +106,12 @@ def test_run_defaults(parse):
     assert train.metric_for_best_model == "matthews_correlation"
     # Full checkpoints (exact resume), deleted once the run finishes.
     assert (train.save_total_limit, train.save_only_model) == (1, False)
-    assert data.train_sample_seed == 7
-    _, data, train, _ = parse("--task", "sst2", "--save_total_limit", "3", "--train_sample_seed", "5")
-    assert train.metric_for_best_model == "accuracy" and train.save_total_limit == 3 and data.train_sample_seed == 5
-    assert run_args("--task", "sst2", "--save_total_limit", "3").keep_checkpoints  # asking how many to keep keeps them
-    assert not run_args("--task", "cola").keep_checkpoints
+    assert script_args("--task", "cola", "--seed", "7").train_sample_seed == 7  # the sample follows the seed
+    args = script_args("--task", "sst2", "--save_total_limit", "3", "--train_sample_seed", "5")
+    train = args.training
+    assert train.metric_for_best_model == "accuracy" and train.save_total_limit == 3 and args.train_sample_seed == 5
+    assert train.keep_checkpoints  # asking how many to keep keeps them
+    assert not script_args("--task", "cola").training.keep_checkpoints
     # Explicit choices are kept, and defaults that would contradict them are not added.
     _, _, train, _ = parse("--task", "sst2", "--eval_strategy", "no")
     assert train.eval_strategy == "no" and not train.load_best_model_at_end

@@ -258,10 +258,10 @@ def test_atomic_json_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 def test_checkpoint_defaults(parse, tmp_path):
     args = parse(tmp_path)
     train = args.training
-    assert not train.save_only_model and train.save_total_limit == 1 and not args.run.keep_checkpoints
+    assert not train.save_only_model and train.save_total_limit == 1 and not train.keep_checkpoints
     for flags in (["--keep_checkpoints"], ["--save_total_limit", "2"], ["--save_only_model", "true"]):
-        assert parse(tmp_path, *flags).run.keep_checkpoints, flags
-    assert not parse(tmp_path, "--save_strategy", "epoch").run.keep_checkpoints
+        assert parse(tmp_path, *flags).training.keep_checkpoints, flags
+    assert not parse(tmp_path, "--save_strategy", "epoch").training.keep_checkpoints
 
 
 def test_save_strategy_steps_alone_evaluates_at_the_same_steps(parse, tmp_path):
@@ -306,7 +306,7 @@ def test_batch_of_one_with_mixing_refused(parse, tmp_path):
 def test_model_card_never_claims_mixup_without_a_mixed_batch():
     from types import SimpleNamespace
 
-    from mixup_trainer.run import any_batch_mixed
+    from mixup_trainer.model_card import any_batch_mixed
 
     mixed = SimpleNamespace(log_history=[{"loss": 0.7, "mixup_lambda": 0.4, "mixup_layer": 2}, {"eval_loss": 0.6}])
     unmixed = SimpleNamespace(log_history=[{"loss": 0.7}, {"loss": 0.6}, {"eval_loss": 0.6}])

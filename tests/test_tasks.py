@@ -265,6 +265,8 @@ def test_random_sample(real):
 
 # ------------------------------------------------------------------------------------------ registry
 def test_registry_and_paper_defaults():
+    from mixup_trainer.cli import read_config
+
     assert set(TASKS) == {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli", "imdb", "ag_news",
                           "boolq"}
     assert {t.name: t.metric for t in TASKS.values() if t.metric != "accuracy"} == {
@@ -275,11 +277,12 @@ def test_registry_and_paper_defaults():
         "rte": (3e-5, 5, 1.0, 128), "boolq": (2e-5, 10, 1.0, 256),
     }
     for name, (lr, epochs, alpha, length) in expected.items():
-        d = get_task(name).paper_defaults()
+        d = read_config(str(get_task(name).paper_config))
         assert (d["learning_rate"], d["num_train_epochs"], d["mixup_alpha"], d["max_seq_length"]) == (
             lr, epochs, alpha, length), name
         assert (d["per_device_train_batch_size"], d["hidden_dropout_prob"]) == (16, 0.1)
     # No learning rate in the paper for SST-2: none is invented.
-    assert "learning_rate" not in get_task("sst2").paper_defaults()
+    assert "learning_rate" not in read_config(str(get_task("sst2").paper_config))
+    assert {p.stem for p in get_task("sst2").paper_config.parent.glob("*.yaml")} == set(TASKS)  # one file per task
     with pytest.raises(Exception):
         get_task("cola").metric = "accuracy"  # frozen

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from mixup_trainer.calibration import TEMPERATURE_BOUNDS, calibration_report, fit_temperature
-from mixup_trainer.temperature_scaling import final_projection, fold_temperature, split_evaluation
+from mixup_trainer.levels import final_projection as find_final_projection
+from mixup_trainer.temperature_scaling import fold_temperature, split_evaluation
+
+
+def final_projection(model):
+    return find_final_projection(model)[1]
 
 from testing_utils import read_sst2
 from test_run_scripts import DATA, run_script
