@@ -4,6 +4,7 @@ same held-out examples, mean ± standard error over seeds (the RESULTS.md calibr
 
     python benchmarks/calibration_results.py run   [--tasks sst2] [--seeds 0,1,2,3,4] [--epochs 3]
     python benchmarks/calibration_results.py table [--tasks sst2]
+    python benchmarks/calibration_results.py run --smoke     # run + table on a tiny random BERT (a CI check)
 
 Each run is run_glue_mixup.py's code path (``cli.main``) with ``--temperature_scaling``,
 evaluated once after the last epoch (no per-epoch evaluation or best-epoch selection: on this CPU an
@@ -22,12 +23,13 @@ import json
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from reproduce import DATA, METHODS, fmt, model_path  # noqa: E402
+from reproduce import DATA, METHODS, SMOKE, fmt, model_path  # noqa: E402
 
 # Small budgets that a 2-core CPU finishes in minutes per run: SST-2 as `make demo` (64 examples, lr 1e-4,
 # batch 8) with 400 dev examples; CoLA with RESULTS.md's sample (256) and learning rate (2e-4), 600 dev examples.
@@ -41,7 +43,7 @@ COLUMNS = (("accuracy", "Accuracy"), ("ece", "ECE"), ("adaptive_ece", "adaptive 
            ("overconfidence", "conf − acc"), ("nll", "NLL"), ("brier", "Brier"))
 
 
-def run(args) -> None:
+def run(args, model: str | None = None, extra=()) -> None:
     from mixup_trainer.cli import main
 
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -51,12 +53,12 @@ def run(args) -> None:
                 if (out / "all_results.json").exists():
                     continue
                 start = time.time()
-                main([*TASKS[task], "--model_name_or_path", model_path(), "--mixup_method", method,
+                main([*TASKS[task], "--model_name_or_path", model or model_path(), "--mixup_method", method,
                       "--num_train_epochs", str(args.epochs), "--seed", str(seed), "--temperature_scaling",
                       "--calibration_fraction", "0.5", "--output_dir", str(out), "--overwrite_output_dir",
                       "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", "true",
                       "--per_device_eval_batch_size", "32", "--log_level", "warning",
-                      "--eval_strategy", "no", "--save_strategy", "no"], default_task=task)
+                      "--eval_strategy", "no", "--save_strategy", "no", *extra], default_task=task)
                 for path in [*out.glob("checkpoint-*"), *out.glob("*.safetensors")]:
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
                 print(f"[calibration] {task} {method} seed{seed} {time.time() - start:.0f}s", flush=True)
@@ -92,7 +94,18 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs_dir", default=str(REPO / "runs" / "calibration"))
+    parser.add_argument("--smoke", action="store_true", help="run, then table, on a tiny random BERT (none and "
+                        "manifold, 16 examples, 32 evaluated, 1 epoch, seed 0) in a temporary folder: a check of "
+                        "the code path")
     args = parser.parse_args()
+    if args.smoke:
+        from smoke import save_tiny_bert
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args.runs_dir, args.seeds, args.epochs, args.methods = str(Path(tmp) / "runs"), "0", 1, "none,manifold"
+            run(args, model=save_tiny_bert(Path(tmp) / "tiny-bert"), extra=SMOKE)
+            table(args)
+        return
     run(args) if args.command == "run" else table(args)
 
 

@@ -8,6 +8,7 @@ the target is <= 1.0). Lines are ``name seconds=...`` (medians) and ``..._ratio=
 
     python benchmarks/calibration_speed.py [--rows 1000000] [--classes 10] [--repeats 7]
         [--bootstrap-rows 100000] [--resamples 1000] [--evaluate-rows 10000]
+    python benchmarks/calibration_speed.py --smoke     # the same code paths at tiny sizes (a CI check)
 """
 
 import argparse
@@ -42,7 +43,12 @@ def main():
     parser.add_argument("--bootstrap-rows", type=int, default=100_000)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--evaluate-rows", type=int, default=10_000, help="0 skips the evaluate-module timing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that the benchmark runs, in seconds: 5,000 rows, 2 repeats, 1,000 bootstrap "
+                        "rows x 20 resamples, 500 evaluate rows; its timings mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.repeats, args.bootstrap_rows, args.resamples, args.evaluate_rows = 5000, 2, 1000, 20, 500
 
     import torch
     from torchmetrics.functional.classification import multiclass_calibration_error

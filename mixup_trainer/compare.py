@@ -12,8 +12,9 @@ into ``<output_dir>/<arm>-seed<seed>``. For a given seed every arm trains on the
 NLL, AURC at the best and at the last epoch, mean ± s.e. over seeds and paired differences against
 the baseline; ``eval_ts_*`` columns when the runs report them; one table per ``--shift_eval_files``
 set), ``test_loss.png`` (dev loss per epoch of every run), ``reliability.png`` (each arm's diagram
-with its confidence histogram) and ``risk_coverage.png``. This module is also the one home of the
-paired statistics and the plots that ``benchmarks/reproduce.py`` reuses.
+with its confidence histogram) and ``risk_coverage.png``. From Python, ``compare(args, arms=...)``
+takes arms that are named sets of run-script arguments ({name: overrides}, the baseline first, which
+the paired differences are taken against): ``benchmarks/reproduce.py`` runs its grids so.
 
 A run whose ``all_results.json`` exists is finished and not redone, so a killed comparison resumes
 where it stopped (an unfinished run resumes from its last checkpoint, as the scripts do). Each run's
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .output_dir import write_text_atomic
-from .script_args import BASELINE, arm_overrides
+from .script_args import arm_overrides
 
 REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png", "risk_coverage.png")
 # (key suffix, column title); the task metric comes first. Missing keys (regression) are left out.
@@ -53,13 +54,34 @@ def mean_se(values) -> tuple[float, float | None]:
     return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None)
 
 
-def run_args(args, method: str, seed: int, run_dir: Path):
-    """One run's arguments: the comparison's, with its arm (a MixUp method or label smoothing), seed
-    and folder, and quiet logs unless the user chose a log level; built and checked as a typed run."""
+def run_args(args, method: str, seed: int, run_dir: Path, overrides: dict | None = None):
+    """One run's arguments: the comparison's, with its arm's overrides (default: those of ``--compare``'s
+    arm ``method``, a MixUp method or label smoothing), seed and folder, and quiet logs unless the user
+    chose a log level; built and checked as a typed run."""
     quiet = {"log_level": "error"} if args.training.log_level == "passive" else {}
-    training = dataclasses.replace(args.training, **arm_overrides(method), seed=seed, output_dir=str(run_dir), **quiet)
-    run = dataclasses.replace(args.run, compare=None, compare_seeds=None)
-    return dataclasses.replace(args, training=training, run=run)
+    overrides = arm_overrides(method) if overrides is None else overrides
+    return args.replace(**overrides, seed=seed, output_dir=str(run_dir), compare=None, compare_seeds=None, **quiet)
+
+
+def comparison_arms(args, arms: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The arms of a comparison: {name: the argument values that arm sets}, the baseline first, which
+    every other arm's paired differences are taken against. Default: ``--compare``'s arms, the baseline
+    none first ({"none": {"mixup_method": "none"}, "manifold": {"mixup_method": "manifold"}, ...}).
+    A caller may name its own arms (any run-script arguments, e.g. {"manifold": {"mixup_method":
+    "manifold"}, "manifold-max": {"mixup_method": "manifold", "mixup_padding": "max"}}); each trains
+    into ``<output_dir>/<name>-seed<seed>`` and reports under its name."""
+    if arms is None:
+        return {m: arm_overrides(m) for m in args.run.compare_methods}
+    if len(arms) < 2:
+        raise ValueError(f"comparison arms {list(arms)}: give the baseline first and at least one other arm")
+    bad = [name for name in arms if not name or name != name.strip() or "/" in name or "\\" in name]
+    if bad:
+        raise ValueError(f"comparison arm names {bad}: each names its runs' folders (<name>-seed<seed>)")
+    reserved = sorted({k for overrides in arms.values() for k in overrides} & {"seed", "output_dir", "compare",
+                                                                              "compare_seeds"})
+    if reserved:
+        raise ValueError(f"comparison arms set {reserved}: the comparison sets these for each run itself")
+    return {name: dict(overrides) for name, overrides in arms.items()}
 
 
 @contextlib.contextmanager
@@ -114,13 +136,15 @@ def _clock(seconds: float) -> str:
     return "?" if not math.isfinite(seconds) else f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def compare(args, setup_logging=None) -> dict:
+def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> dict:
     """Run (or resume) the comparison of ``args`` (parsed, with ``--compare``) and write its report;
     returns the report (what comparison.json holds). ``setup_logging(training_args)``, if given,
-    configures logging before each run."""
+    configures logging before each run. ``arms`` ({name: argument overrides}, the baseline first; see
+    :func:`comparison_arms`) replaces ``--compare``'s arms."""
     from .run import main
 
-    methods, seeds = args.run.compare_methods, args.run.compare_seed_list or [args.training.seed]
+    arms = comparison_arms(args, arms)
+    methods, seeds = list(arms), args.run.compare_seed_list or [args.training.seed]
     training_args, task = args.training, args.task
     out = Path(training_args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +155,7 @@ def compare(args, setup_logging=None) -> dict:
           f"{len(runs) - len(todo)} of {len(runs)} runs already finished", flush=True)
     for i, r in enumerate(runs, 1):
         label = f"run {i}/{len(runs)} {r['method']} seed {r['seed']}"
-        one = run_args(args, r["method"], r["seed"], r["dir"])
+        one = run_args(args, r["method"], r["seed"], r["dir"], arms[r["method"]])
         if setup_logging is not None:
             setup_logging(one.training)
         if r not in todo:
@@ -185,11 +209,12 @@ def paired_difference(by: dict, arm: str, baseline: str, scale: float = 1.0) -> 
 
 
 def summarise(records: list[dict], methods: list[str], where: str, keys: list[str]):
-    """Mean ± s.e. over seeds per method, and of the paired differences method − baseline (same seed)."""
+    """Mean ± s.e. over seeds per method, and of the paired differences method − baseline (the first
+    method; same seed)."""
     seeds = sorted({r["seed"] for r in records})
     by_key = {k: {(r["method"], r["seed"]): r[where][k] for r in records} for k in keys}
     means = {m: {k: stat([by_key[k][m, s] for s in seeds]) for k in keys} for m in methods}
-    paired = {m: {k: paired_difference(by_key[k], m, BASELINE) for k in keys} for m in methods if m != BASELINE}
+    paired = {m: {k: paired_difference(by_key[k], m, methods[0]) for k in keys} for m in methods[1:]}
     return means, paired
 
 
@@ -198,6 +223,7 @@ def _epochs(records: list[dict], methods: list[str], key: str) -> dict:
 
 
 def _table(title: str, columns: dict, means: dict, paired: dict, extra: dict) -> list[str]:
+    baseline = next(iter(means))
     head = ["method", "seeds", *columns.values(), *extra]
     lines = [f"\n## {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, stats in means.items():
@@ -205,7 +231,7 @@ def _table(title: str, columns: dict, means: dict, paired: dict, extra: dict) ->
         lines.append(f"| {method} | {n} | " + " | ".join(_cell(stats[k]) for k in columns)
                      + "".join(f" | {v[method]}" for v in extra.values()) + " |")
     for method, stats in paired.items():
-        lines.append(f"| {method} − {BASELINE} | {next(iter(stats.values()))['n']} | "
+        lines.append(f"| {method} − {baseline} | {next(iter(stats.values()))['n']} | "
                      + " | ".join(_cell(stats[k], signed=True) for k in columns) + " |" * (len(extra) + 1))
     return lines
 
@@ -244,8 +270,8 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
     lines = [f"# MixUp comparison: {task.name}, {' vs '.join(methods)}", "",
              f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); for each seed every method trains on the same "
              f"{r0.get('train_samples', '?')} examples and is scored on the same {r0.get('eval_samples', '?')} "
-             "evaluation examples. Mean ± s.e. over seeds; a `method − none` row is the mean ± s.e. of the "
-             "per-seed differences (paired). The best epoch is chosen on the same evaluation set it is scored on. "
+             f"evaluation examples. Mean ± s.e. over seeds; a `method − {methods[0]}` row is the mean ± s.e. of "
+             "the per-seed differences (paired). The best epoch is chosen on the same evaluation set it is scored on. "
              "Signed gap = mean confidence − accuracy (> 0: over-confident). AURC = area under the risk–coverage "
              "curve (lower: the confident predictions are the right ones). `lsε` = label smoothing ε, no mixing."]
     lines += _table(f"Best epoch (the model each run keeps, chosen by {task.metric})", best_cols,
@@ -274,7 +300,7 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
                   "cancel: the pooled ECE in a diagram's title can be lower than every seed's own ECE and than the "
                   "table's mean over seeds. Quote the table."]
     write_text_atomic(out / "comparison.md", "\n".join(lines) + "\n")
-    report = dict(task=task.name, methods=methods, seeds=seeds, baseline=BASELINE,
+    report = dict(task=task.name, methods=methods, seeds=seeds, baseline=methods[0],
                   columns={name: cols for name, (cols, _) in sections.items() if cols},
                   summary=summary, plots=plots, runs=records)
     write_text_atomic(out / "comparison.json", json.dumps(report, indent=1))

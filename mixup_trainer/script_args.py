@@ -14,6 +14,7 @@ comparison's runs, ``dataclasses.replace`` of the parsed arguments, are checked 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -415,11 +416,27 @@ class ScriptArgs:
             self.data.max_seq_length = self.task.max_seq_length
         check_arguments(self)
 
+    def replace(self, **values) -> "ScriptArgs":
+        """These arguments with some values changed, each in the dataclass that has it (a comparison's
+        arm, seed and folder), built and checked anew like a typed command."""
+        parts = {"model": self.model, "data": self.data, "calibration": self.calibration, "run": self.run,
+                 "training": self.training}
+        changed = {name: {k: values.pop(k) for k in list(values) if k in _init_fields(part)}
+                   for name, part in parts.items()}
+        if values:
+            raise ValueError(f"unknown argument(s) {', '.join(sorted(values))}: use the run scripts' flag names")
+        return dataclasses.replace(self, **{name: dataclasses.replace(parts[name], **v) if v else parts[name]
+                                            for name, v in changed.items()})
+
     @property
     def train_sample_seed(self) -> int:
         """Seed of the ``--max_train_samples`` sample: ``--train_sample_seed``, else the run's ``--seed``."""
         seed = self.data.train_sample_seed
         return self.training.seed if seed is None else seed
+
+
+def _init_fields(part) -> set[str]:
+    return {f.name for f in dataclasses.fields(part) if f.init}
 
 
 # ---------------------------------------------------------------------- checks of the combinations

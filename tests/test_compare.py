@@ -220,3 +220,49 @@ def test_comparison_arguments(tmp_path):
     from_argv = run_args(parse_args([*base, "--compare", "manifold", "--learning_rate", "1e-4"]), "manifold", 42,
                          tmp_path / "manifold-seed42")
     assert from_json.training.to_dict() == from_argv.training.to_dict()
+
+
+def test_comparison_arms_are_named_sets_of_arguments(tmp_path):
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.compare import comparison_arms, run_args
+
+    args = parse_args(["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path),
+                       "--compare", "ls0.1,manifold"])
+    # --compare's arms, as this dict: the baseline first
+    assert comparison_arms(args) == {"none": {"mixup_method": "none"},
+                                     "ls0.1": {"mixup_method": "none", "label_smoothing_factor": 0.1},
+                                     "manifold": {"mixup_method": "manifold"}}
+    arms = {"manifold": {"mixup_method": "manifold"},
+            "manifold-max": {"mixup_method": "manifold", "mixup_padding": "max"}}
+    assert comparison_arms(args, arms) == arms
+    one = run_args(args, "manifold-max", 5, tmp_path / "manifold-max-seed5", arms["manifold-max"])
+    assert (one.training.mixup_method, one.training.mixup_padding, one.training.seed) == ("manifold", "max", 5)
+    for bad, match in (({"a": {}}, "at least one other arm"), ({"none": {}, "a/b": {}}, "arm names"),
+                       ({"none": {}, "b": {"seed": 3}}, "sets these for each run")):
+        with pytest.raises(ValueError, match=match):
+            comparison_arms(args, bad)
+
+
+@pytest.mark.slow
+def test_a_custom_arm_writes_its_rows_under_its_name(tiny_bert, tmp_path):
+    """compare(args, arms=...): a flag-set arm trains with its flags into <name>-seed<seed> and is reported,
+    paired, against the first arm (here not none)."""
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.compare import compare
+
+    argv = compare_argv(tmp_path, tiny_bert)
+    argv[argv.index("--compare_seeds") + 1] = "1"
+    argv[argv.index("--num_train_epochs") + 1] = "1"
+    argv[argv.index("--max_train_samples") + 1] = "16"
+    arms = {"manifold": {"mixup_method": "manifold"},
+            "manifold-max": {"mixup_method": "manifold", "mixup_padding": "max"}}
+    report = compare(parse_args(argv), arms=arms)
+    assert report["methods"] == ["manifold", "manifold-max"] and report["baseline"] == "manifold"
+    assert sorted(p.name for p in tmp_path.glob("*-seed*")) == ["manifold-max-seed1", "manifold-seed1"]
+    assert json.loads((tmp_path / "manifold-max-seed1" / "run_settings.json").read_text())["mixup_padding"] == "max"
+    assert json.loads((tmp_path / "manifold-seed1" / "run_settings.json").read_text())["mixup_padding"] == "pair"
+    own = json.loads((tmp_path / "manifold-max-seed1" / "all_results.json").read_text())
+    assert report["summary"]["best"]["mean"]["manifold-max"]["eval_loss"]["mean"] == pytest.approx(own["eval_loss"])
+    assert list(report["summary"]["best"]["paired"]) == ["manifold-max"]
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| manifold-max | 1 | " in text and "| manifold-max − manifold | 1 | " in text

@@ -1,12 +1,14 @@
-"""The reproduction harness: run specs, learning-rate choice and the aggregated tables."""
+"""The reproduction harness: its grids as comparisons, the learning-rate choice read from comparison.json,
+the report, and (slow) a grid of custom arms run end to end through compare on a tiny random BERT."""
 
 import argparse
 import importlib.util
 import json
+import subprocess
+import sys
 
 import pytest
-
-from testing_utils import REPO
+from testing_utils import ENV, REPO
 
 
 @pytest.fixture(scope="module")
@@ -17,128 +19,105 @@ def reproduce():
     return module
 
 
-def fake_run(reproduce, runs_dir, grid, task, method, seed, lr, acc, loss, ece):
-    s = reproduce.spec(runs_dir, task, method, seed, lr, grid)
-    out = runs_dir / grid / task / f"n{s['train_size']}" / f"lr{lr:g}" / method / f"seed{seed}"
+def grid_args(runs, seeds="0,1", tasks="sst2", methods="none,cls", cola_lr=None):
+    return argparse.Namespace(runs_dir=str(runs), seeds=seeds, tasks=tasks, methods=methods, cola_lr=cola_lr)
+
+
+def fake_comparison(out, task, scores: dict, metric="eval_accuracy"):
+    """comparison.json (and .md, plots) written by compare's own write_report from hand-made runs:
+    ``scores`` maps an arm to its metric per seed."""
+    from mixup_trainer.compare import write_report
+    from mixup_trainer.tasks import get_task
+
+    records = []
+    for arm, values in scores.items():
+        for seed, value in enumerate(values):
+            best = {metric: value, "eval_loss": 0.6, "eval_ece": 0.1, "eval_samples": 10, "train_samples": 64}
+            records.append(dict(method=arm, seed=seed, output_dir=f"{arm}-seed{seed}", best_epoch=1, best=best,
+                                last_epoch=2, last={**best, "epoch": 2}, eval_loss_curve=[[1, 0.7], [2, 0.6]]))
     out.mkdir(parents=True)
-    metric = reproduce.metric_of(task)
-    (out / "all_results.json").write_text(json.dumps(
-        {metric: acc, "eval_loss": loss, "eval_ece": ece, "eval_mce": 2 * ece, "best_epoch": 3, "eval_samples": 10}))
-    (out / "trainer_state.json").write_text(json.dumps({"log_history": [
-        {"step": 4, "eval_loss": loss + 0.1}, {"step": 8, "eval_loss": loss}]}))
-    (out / "eval_predictions.jsonl").write_text("".join(
-        json.dumps({"label": i % 2, "probs": [0.7, 0.3] if i % 3 else [0.2, 0.8]}) + "\n" for i in range(10)))
-    (out / "run_spec.json").write_text(json.dumps({**s, "out": str(out)}))
+    return write_report(out, get_task(task), records, list(scores), list(range(len(next(iter(scores.values()))))), 15)
 
 
-def test_specs_learning_rate_choice_and_tables(reproduce, tmp_path):
+def test_grids_are_comparisons_at_the_chosen_learning_rate(reproduce, tmp_path):
     runs = tmp_path / "runs"
-    for lr, acc in [(5e-5, 0.55), (1e-4, 0.70), (2e-4, 0.70)]:  # a tie goes to the smaller rate
-        fake_run(reproduce, runs, "lr", "sst2", "none", 0, lr, acc, 0.6, 0.1)
-    assert reproduce.chosen_lr(runs, "sst2") == 1e-4
-    assert reproduce.chosen_lr(runs, "boolq") == 1e-4  # BoolQ borrows SST-2's choice
-
-    args = argparse.Namespace(runs_dir=str(runs), seeds="0,1", tasks="sst2", methods="none,cls")
-    specs = reproduce.build_specs("main", args)
-    assert [(s["method"], s["seed"]) for s in specs] == [("none", 0), ("cls", 0), ("none", 1), ("cls", 1)]
-    argv = specs[0]["argv"]
+    (lr_grid,) = reproduce.comparisons("lr", grid_args(runs, seeds="0", tasks="sst2,boolq"))  # boolq borrows
+    assert lr_grid["out"] == runs / "lr" / "sst2" and list(lr_grid["arms"]) == ["lr5e-05", "lr0.0001", "lr0.0002"]
+    assert {a["learning_rate"] for a in lr_grid["arms"].values()} == set(reproduce.LR_GRID)
+    with pytest.raises(SystemExit, match="reproduce.py lr --tasks sst2"):
+        reproduce.comparisons("main", grid_args(runs))
+    # a tie goes to the smaller rate: 1e-4 and 2e-4 both average 70.0
+    fake_comparison(runs / "lr" / "sst2", "sst2", {"lr5e-05": [0.55], "lr0.0001": [0.70], "lr0.0002": [0.70]})
+    assert reproduce.chosen_lr(runs, "sst2") == reproduce.chosen_lr(runs, "boolq") == 1e-4
+    (main,) = reproduce.comparisons("main", grid_args(runs))
+    assert main["out"] == runs / "main" / "sst2" / "lr0.0001" and main["seeds"] == [0, 1]
+    assert main["arms"] == {"none": {"mixup_method": "none"}, "cls": {"mixup_method": "cls"}}
+    argv = main["argv"]
     assert argv[argv.index("--learning_rate") + 1] == "0.0001" and "--paper_defaults" in argv
-    assert argv[argv.index("--max_train_samples") + 1] == "64"
-    ablation = reproduce.build_specs("ablation", argparse.Namespace(runs_dir=str(runs), seeds="0", tasks="sst2"))
-    assert {s["variant"] for s in ablation} == set(reproduce.ABLATION)
-    assert all(s["argv"].count("--max_eval_samples") == 1 for s in ablation)
-
-    for seed, acc in [(0, 0.60), (1, 0.70)]:
-        fake_run(reproduce, runs, "main", "sst2", "cls", seed, 1e-4, acc, 0.5, 0.05)
-    reproduce.report(argparse.Namespace(runs_dir=str(runs), out=str(tmp_path / "results")))
-    tables = (tmp_path / "results" / "tables.md").read_text()
-    # mean 65.0, standard error std([60, 70], ddof=1) / sqrt(2) = 7.07 / 1.41 = 5.0
-    assert "| cls | 2 | 65.0 ± 5.0 | 50.0 ± 0.0 | 5.0 ± 0.0 | 10.0 ± 0.0 | 3, 3 |" in tables
-    assert "| sst2 | 55.0 | 70.0 | 70.0 | 0.0001 |" in tables
-    assert (tmp_path / "results" / "test_loss_sst2.png").stat().st_size > 0
-    assert (tmp_path / "results" / "reliability_sst2_cls.png").stat().st_size > 0
-    assert len((tmp_path / "results" / "runs.jsonl").read_text().splitlines()) == 5
+    assert argv[argv.index("--max_train_samples") + 1] == "64" and argv[argv.index("--max_eval_samples") + 1] == "400"
+    (ablation,) = reproduce.comparisons("ablation", grid_args(runs))
+    assert list(ablation["arms"]) == list(reproduce.ABLATION) and ablation["argv"].count("--max_eval_samples") == 1
+    assert {a["mixup_method"] for a in ablation["arms"].values()} == {"input"}
+    assert ablation["arms"]["pair-pad"] == {"mixup_method": "input", "mixup_padding": "pair", "mixup_pad_token": "pad"}
+    ncurve = reproduce.comparisons("ncurve", grid_args(runs))
+    assert [c["out"].name for c in ncurve] == ["n1024", "n256", "n64"]  # the long runs first
+    (choices,) = reproduce.comparisons("choices", grid_args(runs))
+    assert next(iter(choices["arms"])) == "manifold"  # the choices are paired against the default manifold run
 
 
-def fake_section_run(reproduce, runs_dir, table, method, seed, acc, loss, last_loss, variant="", extra=(), n=256):
-    s = reproduce.setting_spec(runs_dir, table, "sst2", n, 400, method, seed, 1e-4, variant=variant, extra=extra)
-    out = reproduce.Path(s["out"])
-    out.mkdir(parents=True)
-    (out / "all_results.json").write_text(json.dumps({"eval_accuracy": acc, "eval_loss": loss, "eval_ece": loss / 10}))
-    (out / "trainer_state.json").write_text(json.dumps({"log_history": [
-        {"step": 4, "eval_loss": loss}, {"step": 6, "loss": 0.3}, {"step": 8, "eval_loss": last_loss}]}))
-    (out / "run_spec.json").write_text(json.dumps({**s, "seconds": 60}))
-    return s
-
-
-def test_paired_differences_are_per_seed_differences_with_their_standard_error(reproduce, tmp_path):
+def test_cola_methods_wait_for_the_grid_unless_a_rate_is_given(reproduce, tmp_path):
     runs = tmp_path / "runs"
-    # baseline and method on the same three seeds; method − none per seed: +2, +6, +1 points
-    for seed, (base, mixed) in enumerate([(0.60, 0.62), (0.70, 0.76), (0.65, 0.66)]):
-        fake_section_run(reproduce, runs, "ncurve", "none", seed, base, 0.5, 0.8)
-        fake_section_run(reproduce, runs, "ncurve", "manifold", seed, mixed, 0.4, 0.45)
-    fake_section_run(reproduce, runs, "ncurve", "cls", 7, 0.9, 0.3, 0.3)  # a seed without its baseline
-    loaded = [reproduce.load_run(s) for s in reproduce.table_specs("ncurve", runs, [0, 1, 2, 7])
-              if reproduce.finished(s)]
-    mean, se, n = reproduce.paired_difference(loaded, "manifold", "none", "eval_accuracy")
-    # diffs 2, 6, 1: mean 3.0, sd sqrt(((−1)² + 3² + (−2)²) / 2) = sqrt(7), se sqrt(7/3) = 1.5275
-    assert n == 3 and mean == pytest.approx(3.0) and se == pytest.approx((7 / 3) ** 0.5)
-    # the unpaired means would hide the pairing: mean(62, 76, 66) − mean(60, 70, 65) is also 3.0,
-    # but its spread comes from the samples, not from the method
-    last = reproduce.paired_difference(loaded, "manifold", "none", "last_eval_loss")
-    assert last[0] == pytest.approx(-35.0) and last[1] == pytest.approx(0.0, abs=1e-9)
-    assert reproduce.paired_difference(loaded, "cls", "none", "eval_accuracy") is None
-
-    reproduce.section_report(["ncurve"], runs, [0, 1, 2, 7], tmp_path / "results")
-    text = (tmp_path / "results" / "ncurve.md").read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| manifold |"))
-    assert "| manifold | 3 | 68.0 ± 4.2 |" in row and "+3.0 ± 1.5" in row and "-35.0 ± 0.0" in row
-    assert (tmp_path / "results" / "ncurve_sst2.png").stat().st_size > 0
+    (grid,) = reproduce.comparisons("cola", grid_args(runs, seeds="0,1,2"))
+    assert grid["out"] == runs / "cola" / "lr" and grid["seeds"] == [0] and "--max_train_samples" not in grid["argv"]
+    first, last = reproduce.comparisons("cola", grid_args(runs, cola_lr=5e-5))  # methods first, the grid last
+    assert first["out"].name == "lr5e-05" and list(first["arms"]) == list(reproduce.METHODS) and last == grid | {
+        "seeds": [0]}
+    fake_comparison(runs / "cola" / "lr", "cola", {"lr5e-05": [0.30], "lr0.0001": [0.42], "lr0.0002": [0.40]},
+                    metric="eval_matthews_correlation")
+    assert [c["out"].name for c in reproduce.comparisons("cola", grid_args(runs))] == ["lr", "lr0.0001"]
+    # once the grid has finished, its choice wins over the fixed rate (here they disagree)
+    assert [c["out"].name for c in reproduce.comparisons("cola", grid_args(runs, cola_lr=5e-5))] == ["lr0.0001", "lr"]
 
 
-def test_section_grids_share_runs_and_wait_for_the_learning_rate(reproduce, tmp_path):
-    runs = tmp_path / "runs"
-    ncurve = reproduce.table_specs("ncurve", runs, [0])
-    choices = reproduce.table_specs("choices", runs, [0])
-    shared = {s["out"] for s in ncurve} & {s["out"] for s in choices}
-    assert {reproduce.Path(o).parent.name for o in shared} == {"none", "manifold"}  # the N = 256 runs
-    argv = next(s for s in choices if s["variant"] == "permutation")["argv"]
-    assert argv[argv.index("--mixup_partners") + 1] == "permutation" and "--overwrite_output_dir" not in argv
-    cola = reproduce.table_specs("cola", runs, [0, 1])
-    assert [s["lr"] for s in cola] == list(reproduce.LR_GRID)  # methods wait for the grid
-    for s, mcc in zip(cola, [0.30, 0.42, 0.42]):
-        out = reproduce.Path(s["out"])
-        out.mkdir(parents=True)
-        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
-    cola = reproduce.table_specs("cola", runs, [0, 1])
-    assert len(cola) == 8 + 2 and {s["lr"] for s in cola[:8]} == {1e-4}  # tie: the smaller rate
-    # seed 0 of the baseline is the grid's run, listed once
-    assert [(s["method"], s["seed"]) for s in cola[:4]] == [("none", 0), ("cls", 0), ("input", 0), ("manifold", 0)]
-    assert len({s["out"] for s in cola}) == len(cola)
+def test_report_collects_the_comparisons(reproduce, tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    fake_comparison(runs / "lr" / "sst2", "sst2", {"lr5e-05": [0.50, 0.60], "lr0.0001": [0.60, 0.70],
+                                                  "lr0.0002": [0.70, 0.70]})
+    report = fake_comparison(runs / "main" / "sst2" / "lr0.0002", "sst2", {"none": [0.6, 0.7], "cls": [0.62, 0.76]})
+    # the paired difference is compare's: per-seed differences +2, +6 points: mean 4, s.e. 2
+    paired = report["summary"]["best"]["paired"]["cls"]["eval_accuracy"]
+    assert paired["mean"] == pytest.approx(0.04) and paired["se"] == pytest.approx(0.02) and paired["n"] == 2
+    text = reproduce.report(argparse.Namespace(runs_dir=str(runs), out=str(out)))
+    # mean ± s.e. x100: lr 5e-5: 55.0 ± 5.0; the choice is the best mean, 2e-4
+    assert "| lr/sst2 | 55.0 ± 5.0 | 65.0 ± 5.0 | 70.0 ± 0.0 | 0.0002 |" in text
+    assert "| boolq | (no grid) | | | 0.0002, from sst2 |" in text
+    assert "- [main/sst2/lr0.0002](main/sst2/lr0.0002/comparison.md): none, cls" in text
+    assert "| cls − none | 2 |" in (out / "main" / "sst2" / "lr0.0002" / "comparison.md").read_text()
+    assert (out / "main" / "sst2" / "lr0.0002" / "test_loss.png").stat().st_size > 0
+    assert (out / "tables.md").read_text() == text
 
 
-def test_a_fixed_cola_rate_runs_the_methods_first_and_the_grid_last(reproduce, tmp_path):
-    runs = tmp_path / "runs"
-    cola = reproduce.table_specs("cola", runs, [0, 1], fixed_cola_lr=5e-5)
-    methods, grid = cola[:8], cola[8:]
-    assert {s["lr"] for s in methods} == {5e-5} and sorted(s["lr"] for s in grid) == [1e-4, 2e-4]
-    assert all(s.get("last") for s in grid) and not any(s.get("last") for s in methods)
-    # in the pool the grid comes after every seed of every table
-    queue = reproduce.pool_queue(["cola", "ncurve"], runs, [0, 1], fixed_cola_lr=5e-5)
-    assert [s["out"] for s in queue[-2:]] == [s["out"] for s in grid] and queue[-3]["seed"] == 1
-    for s, mcc in zip(sorted(grid + methods[:1], key=lambda s: s["lr"]), [0.30, 0.42, 0.10]):
-        out = reproduce.Path(s["out"])
-        out.mkdir(parents=True)
-        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": mcc}))
-    # once the grid has finished, its choice wins over the fixed rate (here it disagrees)
-    assert reproduce.cola_lr(runs, 5e-5) == 1e-4
-    assert {s["lr"] for s in reproduce.table_specs("cola", runs, [0, 1], fixed_cola_lr=5e-5)[:8]} == {1e-4}
+@pytest.mark.slow
+def test_a_grid_of_custom_arms_runs_through_compare(reproduce, tmp_path):
+    """lr grid, then the padding ablation at its choice, on a tiny random BERT: every arm's runs and rows
+    carry the arm's name and settings; a second invocation redoes nothing."""
+    def run(*args):
+        command = [sys.executable, str(REPO / "benchmarks" / "reproduce.py"), *args, "--seeds", "0", "--smoke",
+                   "--runs_dir", str(tmp_path)]
+        proc = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        return proc.stdout
 
-
-def test_a_run_held_by_another_process_is_not_started_again(reproduce, tmp_path):
-    s = reproduce.setting_spec(tmp_path / "runs", "ncurve", "sst2", 64, 400, "none", 0, 1e-4)
-    held = reproduce.run_lock(s)
-    assert held is not None and reproduce.run_lock(s) is None  # a second process cannot take it
-    assert reproduce.locked_elsewhere(s)
-    held.close()
-    assert not reproduce.locked_elsewhere(s)
+    run("lr", "--tasks", "sst2")
+    run("ablation")
+    lr = reproduce.chosen_lr(tmp_path, "sst2")
+    out = tmp_path / "ablation" / f"lr{lr:g}"
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["methods"] == list(reproduce.ABLATION) and report["baseline"] == "pair-sep"
+    assert set(report["summary"]["best"]["paired"]) == set(reproduce.ABLATION) - {"pair-sep"}
+    for arm, overrides in reproduce.ABLATION.items():
+        settings = json.loads((out / f"{arm}-seed0" / "run_settings.json").read_text())
+        assert {k: settings[k] for k in overrides} == overrides and settings["learning_rate"] == lr, arm
+        assert not list((out / f"{arm}-seed0").glob("*.safetensors"))  # weights deleted, metrics kept
+    assert "| padding-none − pair-sep | 1 |" in (out / "comparison.md").read_text()
+    assert "5 of 5 runs already finished" in run("ablation")

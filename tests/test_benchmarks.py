@@ -1,0 +1,81 @@
+"""Every benchmark that trains or times something runs in its ``--smoke`` mode (its own code paths at tiny
+sizes) and prints figures that parse: a release of transformers or torch that breaks a benchmark fails here.
+The figures of a smoke run mean nothing; only their form and a few shape-determined facts are checked."""
+
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+from testing_utils import ENV, REPO
+
+
+def smoke(script: str, *args: str, timeout: int = 300) -> str:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--smoke"], cwd=REPO,
+                          env={**ENV, "OMP_WAIT_POLICY": "PASSIVE"}, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+def fields(line: str) -> dict[str, str]:
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    assert math.isfinite(value) and value > 0, text
+    return value
+
+
+def test_overhead_smoke():
+    out = smoke("overhead.py")
+    rows = {(line.split()[0], fields(line)["setting"]): fields(line) for line in out.splitlines()
+            if not line.startswith("#") and "step_ratio=" in line}
+    variants = ("none", "cls", "input", "manifold", "two_pass")
+    assert set(rows) == {(v, s) for v in variants for s in ("sst2", "long")}, out
+    for (variant, _), row in rows.items():
+        for key in ("step_ratio", "memory_ratio", "cpu_ratio", "act_ratio", "median_ms", "plain_ms"):
+            positive(row[key])
+        assert row["steps"] == "2"
+    for setting in ("sst2", "long"):
+        # the levels come from MixUpTrainer's public logs: one per timed step, within 0..n+1 (4 blocks)
+        levels = [int(x) for x in rows["manifold", setting]["levels"].split(",")]
+        assert len(levels) == 2 and all(0 <= level <= 5 for level in levels)
+        # the TMix-style reference runs the blocks below its level twice: it saves more activations
+        assert float(rows["two_pass", setting]["act_ratio"]) > 1.05
+    assert re.search(r"# plain setting=long median_ms=\S+ act_mb=\S+", out)
+
+
+def test_calibration_speed_smoke():
+    out = smoke("calibration_speed.py")
+    for ratio in ("ece_ratio", "ece_from_logits_ratio"):
+        positive(re.search(rf"^{ratio}=(\S+)$", out, re.M).group(1))
+    timed = dict(re.findall(r"^(\w+) seconds=(\S+)$", out, re.M))
+    assert {"mixup_trainer_ece", "torchmetrics", "mixup_trainer_smooth_ece", "evaluate_module_500_rows"} <= set(timed)
+    assert all(math.isfinite(float(v)) and float(v) >= 0 for v in timed.values())
+
+
+@pytest.mark.slow  # ~25 s: two compilations
+def test_compile_smoke():
+    out = smoke("compile.py")
+    rows = {line.split()[0]: fields(line) for line in out.splitlines() if line.startswith(("none ", "manifold "))}
+    assert set(rows) == {"none", "manifold"}, out
+    for row in rows.values():
+        positive(row["graphs"]), positive(row["step_s"])
+    # the point of the benchmark: every level and λ share one graph, no recompilation
+    assert rows["manifold"]["recompiles"] == rows["none"]["recompiles"] == "0"
+    ratio = re.search(r"ratio manifold/none: compilations \(graphs\) (\S+), step time (\S+), steps/s (\S+)", out)
+    assert ratio and all(positive(x) for x in ratio.groups())
+
+
+@pytest.mark.slow  # ~25 s: two runs of the run scripts' code path
+def test_calibration_results_smoke():
+    out = smoke("calibration_results.py", "run")
+    rows = {cells[1].strip(): cells[2:] for cells in (line.split("|") for line in out.splitlines())
+            if len(cells) > 4 and cells[2].strip() == "1"}
+    assert set(rows) == {"none", "TS alone", "manifold", "manifold + TS"}, out
+    positive(rows["manifold + TS"][1])  # the fitted temperature
+    for cells in rows.values():
+        accuracy, ece = float(cells[2]), float(cells[3])
+        assert 0 <= accuracy <= 100 and 0 <= ece <= 100
