@@ -107,7 +107,7 @@ def test_sentence_pairs_for_a_decoder_tokenizer_are_joined_by_eos(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     from mixup_trainer.cli import parse_args
-    from mixup_trainer.run import tokenise
+    from mixup_trainer.data import tokenise
 
     words = ["<eos>", "the", "cat", "sat", "a", "dog", "ran"]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<eos>"))

@@ -131,7 +131,7 @@ def test_boolq_script_defaults(parse):
 
 
 def test_padding_choice(parse):
-    from mixup_trainer.run import pads_to_max_length
+    from mixup_trainer.data import pads_to_max_length
 
     assert not pads_to_max_length(*parse("--task", "sst2", "--mixup_method", "input")[1:3])
     assert pads_to_max_length(*parse("--task", "sst2", "--mixup_method", "input", "--mixup_padding", "max")[1:3])
