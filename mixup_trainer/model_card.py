@@ -1,4 +1,5 @@
-"""The model card (README.md) the run scripts write: a ``huggingface_hub.ModelCard`` the Hub can render.
+"""The model card (README.md) the run scripts write, rendered in this one module from the run's arguments,
+data summary and metrics: a ``huggingface_hub.ModelCard`` the Hub can render.
 
 The generic Trainer card does not fit a MixUp run: it links a local model folder as
 ``https://huggingface.co//abs/path``, its ``model-index`` stays empty because it cannot map our

@@ -3,7 +3,7 @@
 * :mod:`.inputs`      reading and validating predictions / labels / options (shared by every function)
 * :mod:`.binning`     equal-width (Guo et al., 2017: bins (m/n, (m+1)/n]) and equal-mass bins, the norms
 * :mod:`.metrics`     ECE, MCE, RMSCE, classwise ECE, smECE, overconfidence, Brier, NLL, ``calibration_report``
-* :mod:`.temperature` ``fit_temperature`` (temperature scaling; ``mixup_trainer.temperature`` applies it)
+* :mod:`.temperature` ``fit_temperature`` (temperature scaling; ``mixup_trainer.temperature_scaling`` applies it in a run)
 * :mod:`.bootstrap`   seeded percentile intervals of the binned errors
 * :mod:`.selective`   risk–coverage curve and AURC
 * :mod:`.plotting`    reliability diagrams and risk–coverage plots (the only module that imports matplotlib)
@@ -23,36 +23,18 @@ the fix for bad input; nothing here returns a number for it.
 (0.095, 0.25)
 """
 
-# Constants and private helpers are re-exported too: they were importable from the single module
-# this package replaced, and other modules and benchmarks import some of them.
-from .binning import (  # noqa: F401
-    BINNINGS,
-    _bin_index,
-    _bin_sums,
-    _check_binning,
-    _errors,
-    _top_label_error,
-)
+# Public constants are re-exported beside the functions; private helpers stay in their modules.
+from .binning import BINNINGS  # noqa: F401
 from .bootstrap import BootstrapInterval, bootstrap_calibration_error
 from .inputs import (  # noqa: F401
     CONFIDENCES,
     HALF_PRECISION_EPS,
     NORMS,
     ROW_SUM_TOLERANCE,
-    _check_confidence,
-    _check_n_bins,
-    _check_norm,
-    _prepare,
-    _probabilities,
-    _read,
-    _to_numpy,
-    _top_label,
 )
 from .metrics import (  # noqa: F401
     NLL_EPS,
     CalibrationReport,
-    _brier,
-    _nll,
     brier_score,
     calibration_report,
     classwise_calibration_error,

@@ -1,6 +1,6 @@
 """Temperature scaling (Guo et al., 2017): fitting the one T > 0 that minimises the NLL of softmax(z / T).
 
-``mixup_trainer.temperature`` applies the fitted T in the run scripts (and folds it into the saved head).
+``mixup_trainer.temperature_scaling`` applies the fitted T in the run scripts (and folds it into the saved head).
 """
 
 from __future__ import annotations
