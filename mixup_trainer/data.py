@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -363,6 +364,59 @@ def load_shift_sets(task: Task, files: dict[str, str]) -> dict:
                              "label to be scored.")
         sets[name] = dataset
     return sets
+
+
+# ------------------------------------------------------------------ --shift_eval_files, the flag
+#: Names a shifted set cannot take: they are the splits and metric prefixes of the run itself.
+RESERVED_SHIFT_NAMES = ("train", "validation", "eval", "test", "predict", "calibration")
+SHIFT_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _keys_can_collide(name: str, other: str) -> bool:
+    """True when one name is the other followed by ``_...``: then ``<other>_<key>`` and ``<name>_<key'>``
+    can spell the same metric key (``yelp`` + ``ts_ece`` = ``yelp_ts`` + ``ece``)."""
+    a, b = name.lower(), other.lower()
+    return a.startswith(b + "_") or b.startswith(a + "_")
+
+
+def shift_files_identity(value: str | None) -> list[list[str]] | None:
+    """What defines ``--shift_eval_files`` for the run's settings: the sorted (name, real path, SHA-256 of
+    the content) of each file, so that the order of the entries and the spelling of a path do not make
+    another run, while another file under the same name does."""
+    import hashlib
+
+    if not value:
+        return None
+    return sorted([name, os.path.realpath(path), hashlib.sha256(Path(path).read_bytes()).hexdigest()]
+                  for name, path in parse_shift_files(value).items())
+
+
+def parse_shift_files(value: str | None) -> dict[str, str]:
+    """'yelp=a.tsv,amazon=b.tsv' -> {'yelp': 'a.tsv', 'amazon': 'b.tsv'}, refusing malformed entries,
+    reserved or repeated names and files that do not exist, each in one line."""
+    if value is None:
+        return {}
+    files: dict[str, str] = {}
+    for entry in [e.strip() for e in value.split(",")]:
+        name, sep, path = (part.strip() for part in entry.partition("="))
+        if not sep or not name or not path:
+            raise ValueError(f"--shift_eval_files: {entry!r} is not NAME=PATH; write e.g. "
+                             "--shift_eval_files yelp=data/yelp.tsv,amazon=data/amazon.tsv")
+        if not SHIFT_NAME_PATTERN.match(name) or name.lower() in RESERVED_SHIFT_NAMES:
+            raise ValueError(f"--shift_eval_files: {name!r} cannot name a shifted set (letters, digits and _, starting "
+                             f"with a letter; not one of {', '.join(RESERVED_SHIFT_NAMES)}): it prefixes the metric keys.")
+        if name in files:
+            raise ValueError(f"--shift_eval_files: the name {name!r} is given twice; give each file its own name.")
+        clash = next((other for other in [*RESERVED_SHIFT_NAMES, *files] if _keys_can_collide(name, other)), None)
+        if clash is not None or name.lower().endswith("_ts"):
+            why = (f"its metric keys ({name}_*) could be read as those of {clash!r}" if clash is not None
+                   else f"{name}_* would read as the temperature-scaled keys (*_ts_*) of {name[:-3]!r}")
+            raise ValueError(f"--shift_eval_files: {name!r} cannot name a shifted set: {why}. Give names that do not "
+                             "start with one another followed by '_' and do not end in _ts (e.g. yelp, amazon).")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--shift_eval_files: {name}={path}: no such file.")
+        files[name] = path
+    return files
 
 
 # ----------------------------------------------------------------------------------- tokenisation

@@ -71,6 +71,15 @@ def set_pad_token(tokenizer, config) -> None:
         config.pad_token_id = tokenizer.pad_token_id
 
 
+def linear_layer_names(model, exclude: str = "") -> list[str]:
+    """The distinct last names of the model's ``nn.Linear`` layers outside the head ``exclude``, what
+    ``--lora_target_modules`` names (``query``, ``value`` ... in BERT; ``q_proj``, ``v_proj`` ... in Llama)."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and not (exclude and name.split(".")[0] == exclude)})
+
+
 def with_lora(model, model_args):
     """``model`` wrapped in a LoRA adapter (peft), with the classification head trained in full."""
     from peft import LoraConfig, TaskType, get_peft_model
@@ -79,11 +88,15 @@ def with_lora(model, model_args):
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
                         lora_dropout=model_args.lora_dropout, target_modules=model_args.target_modules,
                         modules_to_save=[head])
+    names = linear_layer_names(model, exclude=head)  # before peft, which may have changed the model when it fails
     try:
         model = get_peft_model(model, config)
-    except ValueError as err:  # e.g. target modules that the model does not have
-        raise ValueError(f"--use_peft: {' '.join(str(err).split())} (set --lora_target_modules to module names of "
-                         f"{type(model).__name__}, e.g. q_proj,v_proj, or all-linear)") from None
+    except Exception as err:  # peft raises ValueError, TypeError, KeyError ... for targets it cannot adapt
+        example = next((",".join(pair) for pair in (("q_proj", "v_proj"), ("query", "value"), ("q_lin", "v_lin"))
+                        if set(pair) <= set(names)), ",".join(names[:2]))
+        raise ValueError(f"--use_peft --lora_target_modules {model_args.lora_target_modules or '(peft default)'}: "
+                         f"{' '.join(str(err).split())}. Set --lora_target_modules to Linear layers of "
+                         f"{type(model).__name__} ({', '.join(names)}), e.g. {example}.") from None
     trainable, total = model.get_nb_trainable_parameters()
     logger.info("LoRA r=%d on %s: %d of %d parameters trainable", model_args.lora_r,
                 model_args.target_modules or "peft's default modules", trainable, total)

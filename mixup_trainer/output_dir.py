@@ -43,6 +43,7 @@ except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None
 
 from .checkpoints import _checkpoints, remove_checkpoints
+from .data import shift_files_identity
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +249,7 @@ def run_settings(args) -> dict:
     for part in (args.model, args.data, args.calibration, args.run, args.training):
         values.update(part.to_dict() if hasattr(part, "to_dict") else vars(part))
     values["train_sample_seed"] = args.train_sample_seed
+    values["shift_eval_files"] = shift_files_identity(args.data.shift_eval_files)
     if not args.training.load_best_model_at_end:  # no epoch is selected: the selection metric changes nothing
         values.update(metric_for_best_model=None, greater_is_better=None)
     kept = {key: value for key, value in values.items() if key not in NOT_SETTINGS and not key.startswith("_")}
@@ -263,64 +265,102 @@ def settings_difference(recorded: dict, current: dict) -> list[str]:
     """``name: old -> new`` for every setting that differs (a missing one reads as <unset>)."""
     unset = "<unset>"
     recorded = {**ADDED_SETTINGS, **recorded}
+    if isinstance(recorded.get("shift_eval_files"), str):  # recorded as typed before the files' identity was
+        try:
+            recorded["shift_eval_files"] = shift_files_identity(recorded["shift_eval_files"])
+        except (OSError, ValueError):
+            pass  # a file that is gone differs from any current one
     return [f"{key}: {recorded.get(key, unset)} -> {current.get(key, unset)}"
             for key in sorted(set(recorded) | set(current)) if recorded.get(key, unset) != current.get(key, unset)]
 
 
+#: What a run writes into its folder besides checkpoints (the model or adapter, its tokenizer and card,
+#: results, predictions, calibration files and plots): what ``--overwrite_output_dir`` removes, so that
+#: no file of the replaced run is left for a loader (or a reader) to pick up beside the new run's.
+RUN_OUTPUT_PATTERNS = (
+    "*_results.json", RUN_SETTINGS_FILE, "README.md", "config.json", "generation_config.json",
+    "model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin",
+    "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "training_args.bin",
+    "trainer_state.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "*_predictions.jsonl",
+    "eval_calibration.json", "eval_temperature_scaling.json", "*.png", "comparison.md", "comparison.json",
+)
+
+
 def _remove_run_outputs(out: Path) -> None:
-    """What ``--overwrite_output_dir`` deletes: checkpoints, results and the recorded settings (the
-    rest of the folder is overwritten by the new run, other files are left alone)."""
+    """What ``--overwrite_output_dir`` deletes: the replaced run's checkpoints and every file of
+    :data:`RUN_OUTPUT_PATTERNS`, named in one warning (other files are left alone)."""
     remove_checkpoints(out)
-    for old in [*out.glob("*_results.json"), out / RUN_SETTINGS_FILE]:
+    removed = sorted({p for pattern in RUN_OUTPUT_PATTERNS for p in out.glob(pattern) if p.is_file()})
+    for old in removed:
         old.unlink(missing_ok=True)
+    if removed:
+        logger.warning("--overwrite_output_dir: removed the replaced run's files from %s: %s", out,
+                       ", ".join(p.name for p in removed))
 
 
-def prepare_output_dir(training_args, overwrite: bool, settings: dict, keep_checkpoints: bool = True) -> dict | None:
-    """Check ``output_dir`` against this run before anything is loaded; record the run's settings.
+def check_output_dir(training_args, overwrite: bool, settings: dict, keep_checkpoints: bool = True) -> dict | None:
+    """Check ``output_dir`` against this run before anything is loaded, changing nothing in it but
+    the checkpoints a finished run's kill left behind.
 
     Returns the results of a finished identical run (``all_results.json``), in which case there is
     nothing to do but delete the checkpoints a kill left while the finished run deleted them (unless
     ``keep_checkpoints``), else None. Raises ValueError, naming the way out, when the folder holds
-    another run or files this script did not write. Run on every process; only the main one writes.
+    another run or files this script did not write. Run on every process.
     """
     out = Path(training_args.output_dir)
+    if overwrite or not out.is_dir() or not any(p.name not in (RUN_SETTINGS_FILE, LOCK_FILE) for p in out.iterdir()):
+        return None  # (a folder holding nothing but the settings of a run that stopped before training is free)
+    recorded_file = out / RUN_SETTINGS_FILE
+    if not recorded_file.is_file():
+        if training_args.resume_from_checkpoint is None:
+            raise ValueError(
+                f"output_dir {out} is not empty and has no {RUN_SETTINGS_FILE}, so it was not written by "
+                "this script (or by an older version): pass --overwrite_output_dir to reuse it (the files a run "
+                "writes there are deleted), or choose a new --output_dir."
+            )
+        return None
+    recorded = read_json_file(recorded_file, "restore it as the run wrote it, or pass --overwrite_output_dir "
+                              "to start the run afresh (or choose a new --output_dir)")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{recorded_file} holds a JSON {type(recorded).__name__}, not the run's settings: "
+                         "pass --overwrite_output_dir to start the run afresh, or choose a new --output_dir.")
+    differences = settings_difference(recorded, settings)
+    if differences:
+        raise ValueError(
+            f"output_dir {out} holds a run with other settings ({'; '.join(differences)}): pass "
+            "--overwrite_output_dir to replace that run, or choose a new --output_dir."
+        )
+    if not (out / ALL_RESULTS_FILE).is_file():
+        return None
+    finished = read_json_file(out / ALL_RESULTS_FILE, "delete it to redo the end of the run (from its "
+                              "last checkpoint), or pass --overwrite_output_dir to run it afresh")
     with training_args.main_process_first(desc="checking output_dir"):
-        writes = training_args.should_save
-        if overwrite:
-            if writes and out.is_dir():
+        if training_args.should_save and training_args.do_train and not keep_checkpoints and _checkpoints(out):
+            logger.warning("Deleting the checkpoints the finished run in %s left behind.", out)
+            remove_checkpoints(out)
+    return finished
+
+
+def start_run_folder(training_args, overwrite: bool, settings: dict) -> None:
+    """Make ``output_dir`` this run's, once everything that could refuse the run has passed: with
+    ``--overwrite_output_dir`` remove the replaced run's files, then record this run's settings.
+    Run on every process; only the main one writes."""
+    out = Path(training_args.output_dir)
+    with training_args.main_process_first(desc="preparing output_dir"):
+        if training_args.should_save:
+            if overwrite and out.is_dir():
                 _remove_run_outputs(out)
-        elif out.is_dir() and any(p.name not in (RUN_SETTINGS_FILE, LOCK_FILE) for p in out.iterdir()):
-            # (A folder holding nothing but the settings of a run that stopped before training is free.)
-            recorded_file = out / RUN_SETTINGS_FILE
-            if recorded_file.is_file():
-                recorded = read_json_file(recorded_file, "restore it as the run wrote it, or pass --overwrite_output_dir "
-                                          "to start the run afresh (or choose a new --output_dir)")
-                if not isinstance(recorded, dict):
-                    raise ValueError(f"{recorded_file} holds a JSON {type(recorded).__name__}, not the run's settings: "
-                                     "pass --overwrite_output_dir to start the run afresh, or choose a new --output_dir.")
-                differences = settings_difference(recorded, settings)
-                if differences:
-                    raise ValueError(
-                        f"output_dir {out} holds a run with other settings ({'; '.join(differences)}): pass "
-                        "--overwrite_output_dir to replace that run, or choose a new --output_dir."
-                    )
-                if (out / ALL_RESULTS_FILE).is_file():
-                    finished = read_json_file(out / ALL_RESULTS_FILE, "delete it to redo the end of the run (from its "
-                                              "last checkpoint), or pass --overwrite_output_dir to run it afresh")
-                    if writes and training_args.do_train and not keep_checkpoints and _checkpoints(out):
-                        logger.warning("Deleting the checkpoints the finished run in %s left behind.", out)
-                        remove_checkpoints(out)
-                    return finished
-            elif training_args.resume_from_checkpoint is None:
-                raise ValueError(
-                    f"output_dir {out} is not empty and has no {RUN_SETTINGS_FILE}, so it was not written by "
-                    "this script (or by an older version): pass --overwrite_output_dir to reuse it (its "
-                    "checkpoint-* folders and *_results.json files are deleted), or choose a new --output_dir."
-                )
-        if writes:
             out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(out / RUN_SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
-    return None
+
+
+def prepare_output_dir(training_args, overwrite: bool, settings: dict, keep_checkpoints: bool = True) -> dict | None:
+    """:func:`check_output_dir`, then (unless the run is finished) :func:`start_run_folder`."""
+    finished = check_output_dir(training_args, overwrite, settings, keep_checkpoints)
+    if finished is None:
+        start_run_folder(training_args, overwrite, settings)
+    return finished
 
 
 def finish_run(trainer, keep_checkpoints: bool, all_metrics: dict) -> None:

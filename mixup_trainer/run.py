@@ -25,7 +25,9 @@ from .collator import MixUpDataCollator
 from .data import pads_to_max_length, prepare_data, tokenise
 from .evaluation import TEST_PREDICTIONS_FILE, make_compute_metrics, write_eval_report, write_predictions
 from .model_loading import load_model_and_tokenizer
-from .output_dir import finish_run, holds_output_dir_lock, prepare_output_dir, run_settings, write_json_atomic
+from .output_dir import (
+    check_output_dir, finish_run, holds_output_dir_lock, run_settings, start_run_folder, write_json_atomic,
+)
 from .run_trainer import RunScriptTrainer
 from .script_args import ScriptArgs
 from .shift_eval import evaluate_shift_sets, temperature_scaled
@@ -43,19 +45,20 @@ def main(args: ScriptArgs, progress=None) -> dict:
     """
     data_args, training_args, task, calibration = args.data, args.training, args.task, args.calibration
     logger.debug("Task %s (metric %s); training arguments %s", task.name, task.metric, training_args)
-    finished = prepare_output_dir(training_args, args.run.overwrite_output_dir, run_settings(args),
-                                  training_args.keep_checkpoints)
+    settings, overwrite = run_settings(args), args.run.overwrite_output_dir
+    finished = check_output_dir(training_args, overwrite, settings, training_args.keep_checkpoints)
     if finished is not None:
         logger.warning("%s already holds the finished results of this run (all_results.json): nothing to do. "
                        "Pass --overwrite_output_dir to run it again.", training_args.output_dir)
         return finished
-    resume = checkpoint_to_resume(training_args, args.run.overwrite_output_dir)
+    resume = checkpoint_to_resume(training_args, overwrite)
     set_seed(training_args.seed)
 
     raw, data_summary = prepare_data(args)
     # What needs the data, checked before the model loads: a split T cannot be fitted on is refused here.
     cal_split = calibration_split(task, calibration, raw, training_args.seed) if calibration.temperature_scaling else None
     model, tokenizer = load_model_and_tokenizer(args.model, task)
+    start_run_folder(training_args, overwrite, settings)  # nothing refused the run: the folder becomes its
     pad_to_max = pads_to_max_length(data_args, training_args)
     tokenised, max_length = tokenise(raw, tokenizer, task, data_args, training_args, pad_to_max)
     # None: MixUpTrainer builds its dynamically padding MixUpDataCollator(tokenizer).

@@ -40,7 +40,9 @@ class ExactLossResume:
     The Trainer sums the training loss between logging steps (``_tr_loss``) and over the whole call
     (``_total_loss_scalar``), and resets both when ``train(resume_from_checkpoint=...)`` starts. A
     resumed run then logs a first loss averaged over fewer steps than its window claims, and a
-    ``train_loss`` of the resumed part only. This mixin saves the three values in each full
+    ``train_loss`` of the resumed part only. MixUpTrainer's own log window (the λ and levels drawn since
+    the last log, whose mean it logs as ``mixup_lambda``) is lost the same way. This mixin saves the four
+    values in each full
     checkpoint (one file per process, since each process sums its own losses, written before
     ``trainer_state.json`` so a complete checkpoint has it) and puts them back when training resumes
     from it. ``whole_run_train_loss`` is the whole run's mean loss per optimizer step: for an
@@ -70,7 +72,8 @@ class ExactLossResume:
         super()._save_rng_state(output_dir)
         write_json_atomic(Path(output_dir, self.loss_state_file(self.args.process_index)), {
             "tr_loss": float(self._tr_loss.item()), "total_loss": self._total_loss_scalar,
-            "last_logged_step": self._globalstep_last_logged})
+            "last_logged_step": self._globalstep_last_logged,
+            "mixup_log": [[lam, level] for lam, level in self._mixup_log]})
 
 
 class _LossStateCallback(TrainerCallback):
@@ -95,6 +98,7 @@ class _LossStateCallback(TrainerCallback):
         t._tr_loss = torch.tensor(saved["tr_loss"], device=t._tr_loss.device, dtype=t._tr_loss.dtype)
         t._total_loss_scalar = saved["total_loss"]
         t._globalstep_last_logged = saved["last_logged_step"]
+        t._mixup_log = [(lam, level) for lam, level in saved.get("mixup_log", [])]
 
     def on_train_end(self, args, state, control, **kwargs):
         t = self.trainer

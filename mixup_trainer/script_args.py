@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arguments import MixUpTrainingArguments, parse_layers
+from .data import parse_shift_files
 from .mixing import MIXUP_METHODS
 from .tasks import Task
 
 BASELINE = "none"
-#: Names a shifted set cannot take: they are the splits and metric prefixes of the run itself.
-RESERVED_SHIFT_NAMES = ("train", "validation", "eval", "test", "predict", "calibration")
-SHIFT_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass
@@ -57,8 +54,8 @@ class ModelArguments:
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
     lora_target_modules: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated module names LoRA adapts (e.g. q_proj,v_proj), or all-linear. Default: "
-                  "peft's choice for the model family."},
+        metadata={"help": "Comma-separated names of the model's Linear layers LoRA adapts (e.g. q_proj,v_proj in Llama-"
+                  "style decoders, query,value in BERT), or all-linear. Default: peft's choice for the model family."},
     )
 
     def __post_init__(self):
@@ -135,26 +132,6 @@ class DataTrainingArguments:
         return parse_shift_files(self.shift_eval_files)
 
 
-def parse_shift_files(value: str | None) -> dict[str, str]:
-    """'yelp=a.tsv,amazon=b.tsv' -> {'yelp': 'a.tsv', 'amazon': 'b.tsv'}, refusing malformed entries,
-    reserved or repeated names and files that do not exist, each in one line."""
-    if value is None:
-        return {}
-    files: dict[str, str] = {}
-    for entry in [e.strip() for e in value.split(",")]:
-        name, sep, path = (part.strip() for part in entry.partition("="))
-        if not sep or not name or not path:
-            raise ValueError(f"--shift_eval_files: {entry!r} is not NAME=PATH; write e.g. "
-                             "--shift_eval_files yelp=data/yelp.tsv,amazon=data/amazon.tsv")
-        if not SHIFT_NAME_PATTERN.match(name) or name.lower() in RESERVED_SHIFT_NAMES:
-            raise ValueError(f"--shift_eval_files: {name!r} cannot name a shifted set (letters, digits and _, starting "
-                             f"with a letter; not one of {', '.join(RESERVED_SHIFT_NAMES)}): it prefixes the metric keys.")
-        if name in files:
-            raise ValueError(f"--shift_eval_files: the name {name!r} is given twice; give each file its own name.")
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--shift_eval_files: {name}={path}: no such file.")
-        files[name] = path
-    return files
 
 
 @dataclass

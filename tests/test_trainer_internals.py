@@ -85,7 +85,7 @@ def test_save_rng_state_runs_in_every_checkpoint_before_trainer_state(trained):
     assert seen["state_file_before_rng"] == [False, False]  # called once per checkpoint, before trainer_state.json
     for checkpoint in out.glob("checkpoint-*"):
         saved = json.loads((checkpoint / "loss_state_0.json").read_text())
-        assert set(saved) == {"tr_loss", "total_loss", "last_logged_step"}
+        assert set(saved) == {"tr_loss", "total_loss", "last_logged_step", "mixup_log"}
 
 
 def test_save_checkpoint_is_where_every_checkpoint_is_written(trained):
