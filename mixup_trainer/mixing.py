@@ -54,6 +54,24 @@ def read_positions(input_ids: torch.Tensor, pad_token_id: int | None) -> torch.T
     return (positions * (input_ids != pad_token_id)).argmax(-1)
 
 
+def check_read_rows(input_ids: torch.Tensor, pad_token_id: int) -> None:
+    """Refuse a decoder batch with a row made only of the pad token, naming the row.
+
+    With pad = eos an empty text that tokenizes to eos alone (or to nothing) has no token that is
+    not the pad token: the model reads it at column 0 (``read_positions``, as transformers does)
+    wherever its tokens are, so no alignment can read it where its partner is read."""
+    empty = (input_ids == pad_token_id).all(dim=1).nonzero().flatten().tolist()
+    if empty:
+        rows = f"row {empty[0]} of this batch has" if len(empty) == 1 else \
+            f"rows {', '.join(map(str, empty))} of this batch have"
+        raise ValueError(
+            f"MixUp on a decoder classifier: {rows} no token other than the pad token (id {pad_token_id}), so the "
+            "model reads it at column 0 wherever its tokens are and MixUp cannot read it at its partner's position. "
+            "Drop empty texts from the training data, or use a tokenizer whose pad token differs from eos "
+            "(or that adds a bos token)."
+        )
+
+
 @dataclass(frozen=True)
 class MixUpPlan:
     """What one training batch mixes: partner of each row, the mixing weight λ and the level k.
@@ -190,8 +208,9 @@ def align_for_mixing(
     the shorter row is what the model reads with fillers before it (under causal attention its
     tokens attend them). Tokens after a row's read position (a pad token used inside the row, e.g.
     a trailing eos with pad = eos) are dropped: under causal attention they cannot change what is
-    read. ``position_ids`` in the batch are refused (moving them is the model's business). Returns
-    a new dict; ``token_type_ids`` move with their tokens (0 elsewhere).
+    read. ``position_ids`` in the batch are refused (moving them is the model's business), and so is
+    a row made only of the pad token (``check_read_rows``: the model reads it at column 0 wherever
+    it is moved). Returns a new dict; ``token_type_ids`` move with their tokens (0 elsewhere).
     """
     if mode not in MIXUP_PADDINGS:
         raise ValueError(f"mixup_padding must be one of {MIXUP_PADDINGS}, got {mode!r}")
@@ -201,6 +220,7 @@ def align_for_mixing(
     if filler_id is None and mode != "none":
         raise ValueError(f"mixup_padding={mode!r} needs a filler token id (mixup_pad_token).")
     ids, mask = batch["input_ids"], batch["attention_mask"].bool()
+    check_read_rows(ids, pad_token_id)
     batch_size, seq_len = ids.shape
     positions = torch.arange(seq_len, device=ids.device).unsqueeze(0)
     read = read_positions(ids, pad_token_id)

@@ -14,6 +14,7 @@ from .levels import unwrap_model
 from .mixing import (
     MixUpPlan,
     align_for_mixing,
+    check_read_rows,
     draw_plan,
     mixup_per_example_loss,
     pad_for_mixing,
@@ -36,7 +37,9 @@ class MixUpTrainer(Trainer):
     Decoder classifiers (Llama, Qwen, Mistral, Gemma, Phi, GPT-2 ...; see ``levels.py``) need
     ``model.config.pad_token_id`` (they read each row at its last non-pad token) and may pad on
     either side; for levels 0..n each batch is re-padded by ``align_for_mixing`` so that both rows
-    of a pair are read at one position.
+    of a pair are read at one position. A batch with a row made only of the pad token (pad = eos and
+    an empty text) cannot be aligned: with levels 0..n among the mixed ones it is refused, naming the
+    row; ``mixup_method="cls"`` mixes it where the model reads it.
     """
 
     def __init__(self, model=None, args: MixUpTrainingArguments | None = None, data_collator=None, **kwargs):
@@ -157,7 +160,13 @@ class MixUpTrainer(Trainer):
         plan = self._draw_plan(labels.shape[0])
         if plan is not None:
             plan = plan.to(labels.device)
-            below_head = plan.layer < self.mixup_hooks.num_levels - 1
+            head = self.mixup_hooks.num_levels - 1
+            below_head = plan.layer < head
+            realigns = self.mixup_read_pad_token_id is not None and min(self.mixup_levels) < head
+            if realigns and "input_ids" in inputs:
+                # A decoder row of pad tokens only cannot be aligned with its partner: refused on the
+                # batch's first mixed step whatever level was drawn, not only when a level below the head is.
+                check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
             if below_head and self.mixup_read_pad_token_id is not None:
                 inputs = align_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id,
                                           self.mixup_read_pad_token_id)

@@ -211,15 +211,12 @@ def encoder_tokenizer(tokenizer):
     return tokenizer  # the real MiniLM WordPiece ([CLS] ... [SEP], [PAD] = 0)
 
 
-def check_swap(model, tokenizer, tmp_path, side, level, decoder, texts=TEXTS, targets=TARGETS, tol=1e-5):
-    """Through MixUpTrainer.compute_loss with the level forced and λ = 0, 1 and as drawn from
-    Beta(1e-3, 1e-3): each row's loss is the clean loss of its partner on the partner's label (λ ≈ 0)
-    or its own (λ ≈ 1), on the rows as the model reads them (pair-aligned by hand for levels 0..n);
-    the longer row of every pair is the row as the tokenizer gave it."""
-    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_alpha=1e-3,
+def trainer_at_level(model, tokenizer, tmp_path, level, method="manifold"):
+    """A MixUpTrainer whose plans are drawn as usual but at `level`, λ overridable through the
+    returned list (None: as drawn); the plans it used are appended to the other returned list."""
+    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method=method, mixup_alpha=1e-3,
                                   report_to=[], use_cpu=True, save_strategy="no")
     trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
-    n = trainer.mixup_hooks.levels.num_blocks
     drawn, lam_override = [], [None]
     draw = trainer._draw_plan
 
@@ -230,6 +227,17 @@ def check_swap(model, tokenizer, tmp_path, side, level, decoder, texts=TEXTS, ta
         return drawn[-1]
 
     trainer._draw_plan = draw_at_level
+    return trainer, drawn, lam_override
+
+
+def check_swap(model, tokenizer, tmp_path, side, level, decoder, texts=TEXTS, targets=TARGETS, tol=1e-5,
+               method="manifold"):
+    """Through MixUpTrainer.compute_loss with the level forced and λ = 0, 1 and as drawn from
+    Beta(1e-3, 1e-3): each row's loss is the clean loss of its partner on the partner's label (λ ≈ 0)
+    or its own (λ ≈ 1), on the rows as the model reads them (pair-aligned by hand for levels 0..n);
+    the longer row of every pair is the row as the tokenizer gave it."""
+    trainer, drawn, lam_override = trainer_at_level(model, tokenizer, tmp_path, level, method)
+    n = trainer.mixup_hooks.levels.num_blocks
     batch = encode(tokenizer, side, texts)
     with torch.no_grad():
         clean_original = model(**batch).logits
@@ -439,6 +447,52 @@ def test_a_model_that_pools_elsewhere_is_stopped(decoder_tokenizer, tmp_path):
                            processing_class=decoder_tokenizer)
     with pytest.raises(RuntimeError, match="does not return the head's output at each row's last non-pad token"):
         trainer.train()
+
+
+# A row made only of the pad token: with pad = eos, an empty text that tokenizes to eos alone. The
+# model reads it at column 0 (no token is not the pad token) wherever alignment moves it, so at
+# levels 0..n its pair would be read at two positions (the λ = 0 swap was off by 5.29 on right
+# padding). MixUpTrainer refuses the batch on its first mixed step, whatever level is drawn, in one
+# line naming the row and the fix; mixup_method="cls" (no re-padding) mixes it exactly.
+EMPTY_ROW = 3
+TEXTS_WITH_EOS_ONLY = [*TEXTS[:EMPTY_ROW], EOS, *TEXTS[EMPTY_ROW + 1:]]
+EMPTY_ROW_REFUSAL = (rf"^MixUp on a decoder classifier: row {EMPTY_ROW} of this batch has no token other than the "
+                     r"pad token \(id 0\), .* Drop empty texts from the training data, or use a tokenizer whose pad "
+                     r"token differs from eos \(or that adds a bos token\)\.$")
+
+
+@pytest.mark.parametrize("level", [0, N, N + 1])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_a_row_of_only_pad_tokens_is_refused_naming_the_row(side, level, decoder_tokenizer, tmp_path):
+    model = build("llama", len(decoder_tokenizer), decoder_tokenizer.pad_token_id)
+    trainer, _, lam = trainer_at_level(model, decoder_tokenizer, tmp_path, level)
+    lam[0] = 0.0
+    batch = encode(decoder_tokenizer, side, TEXTS_WITH_EOS_ONLY)
+    only_pad = (batch["input_ids"] == decoder_tokenizer.pad_token_id).all(1)
+    assert only_pad.tolist() == [i == EMPTY_ROW for i in range(len(TEXTS))]
+    assert batch["attention_mask"][EMPTY_ROW].sum() == 1  # one attended token: the eos
+    with pytest.raises(ValueError, match=EMPTY_ROW_REFUSAL) as refused, torch.no_grad():
+        trainer.compute_loss(model, {**batch, "labels": TARGETS})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_row_of_only_pad_tokens_is_refused_on_the_training_data_path(decoder_tokenizer, tmp_path):
+    """The same through Trainer.train: collator, shuffled sampler and the level drawn by the trainer."""
+    model = build("llama", len(decoder_tokenizer), decoder_tokenizer.pad_token_id, num_labels=2)
+    rows = sst2_rows(decoder_tokenizer, n=7).add_item(
+        {"label": 1, "input_ids": [decoder_tokenizer.eos_token_id], "attention_mask": [1]})
+    args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", per_device_train_batch_size=8,
+                                  max_steps=1, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True)
+    trainer = MixUpTrainer(model=model, args=args, train_dataset=rows, processing_class=decoder_tokenizer)
+    with pytest.raises(ValueError, match=r"^MixUp on a decoder classifier: row \d of this batch has no token other"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_cls_mixup_mixes_a_row_of_only_pad_tokens_exactly(side, decoder_tokenizer, tmp_path):
+    model = build("llama", len(decoder_tokenizer), decoder_tokenizer.pad_token_id)
+    check_swap(model, decoder_tokenizer, tmp_path, side, N + 1, decoder=True, texts=TEXTS_WITH_EOS_ONLY,
+               method="cls")
 
 
 # ------------------------------------------------------------------------------ a real decoder

@@ -366,3 +366,6 @@ def test_alignment_refuses_what_it_cannot_place():
         align_for_mixing(batch, MATCH, "pair", FILL, 7)  # a pad id that is not the padding: reads padding
     with pytest.raises(ValueError, match="needs a filler"):
         align_for_mixing(batch, MATCH, "pair", None, PAD)
+    only_pad = decoder_batch([[5, 6], [PAD], [7], [PAD, PAD]])  # pad = eos: texts that are eos alone
+    with pytest.raises(ValueError, match="rows 1, 3 of this batch have no token other than the pad token"):
+        align_for_mixing(only_pad, MATCH, "pair", FILL, PAD)
