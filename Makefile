@@ -6,6 +6,8 @@ PY      = $(VENV)/bin/python
 DATA   ?= ../shared/data
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
+# idle OpenMP threads sleep rather than spin (see mixup_trainer/__init__.py)
+export OMP_WAIT_POLICY = PASSIVE
 
 .PHONY: install test demo bench clean
 

@@ -1,5 +1,12 @@
 """mixup-trainer: MixUp (CLS, Input, Manifold) for Hugging Face Trainer, plus calibration metrics."""
 
+import os
+
+# Before torch loads its OpenMP runtime: idle OpenMP threads sleep instead of spinning. GNU OpenMP spins
+# by default, which on a busy machine (a laptop, a shared box, two runs side by side) burns several times
+# the CPU time for the same work. An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .arguments import MixUpTrainingArguments
 from .calibration import (
     BootstrapInterval,

@@ -25,6 +25,7 @@ level only, so a one-line error is not preceded by a hundred lines of arguments.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -45,7 +46,9 @@ INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 class UsageError(ValueError):
-    """A command line the parser rejects (missing ``--task``, unknown flag, bad choice)."""
+    """A mistake in the command line, found while parsing it: a missing or unknown flag, a bad choice,
+    or a value the arguments' checks refuse. The program exits with status 2 for it (1 for a mistake
+    found later, in the data or the run)."""
 
 
 class ScriptArgumentParser(HfArgumentParser):
@@ -75,12 +78,27 @@ class ScriptArgumentParser(HfArgumentParser):
         else:
             group = self._current_group
         HfArgumentParser._parse_dataclass_field(group, field)
-        if field.type in ("bool | None", "Optional[bool]") or field.type == (bool | None):
-            action = group._group_actions[-1]
+        action = group._group_actions[-1]
+        if action.required:  # --help: "(required)", not "(default: None)"
+            action.default = argparse.SUPPRESS
+            if not (action.help or "").startswith("(required)"):
+                action.help = "(required) " + (action.help or "")
+        if field.type == (bool | None):
             action.nargs, action.const = "?", True
 
     def error(self, message):
-        raise UsageError(f"{message} (--help lists the flags)")
+        raise UsageError(f"{message}{self._did_you_mean(message)} (--help lists the flags)")
+
+    def _did_you_mean(self, message: str) -> str:
+        """"; did you mean --mixup_method?" for a misspelt flag (argparse of Python < 3.14 offers nothing)."""
+        import difflib
+
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        flags = [a for a in self._option_string_actions if a.startswith("--")]
+        guesses = [match for word in message.split(":", 1)[1].split() if word.startswith("--")
+                   for match in difflib.get_close_matches(word.split("=")[0], flags, n=1)]
+        return f"; did you mean {', '.join(dict.fromkeys(guesses))}?" if guesses else ""
 
 
 def script_parser(default_task: str | None = None):
@@ -181,7 +199,12 @@ def main(argv: list[str] | None = None, default_task: str | None = None, setup_l
 
     ``setup_logging(training_args)`` configures the process's logging for each run (the program
     passes ``run.setup_logging``; a caller in Python keeps its own logging by passing nothing)."""
-    args = parse_args(argv, default_task)
+    try:
+        args = parse_args(argv, default_task)
+    except UsageError:
+        raise
+    except (ValueError, OSError) as err:  # the arguments' own checks: a command-line mistake too
+        raise UsageError(_one_line(err)) from err
     try:
         if args.run.compare is not None:
             from .compare import compare

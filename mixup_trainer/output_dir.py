@@ -213,7 +213,7 @@ def output_dir_lock(training_args):
         return
     out = Path(training_args.output_dir)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     path = out / LOCK_FILE
     fd = _acquire(path)
     try:
@@ -225,6 +225,19 @@ def output_dir_lock(training_args):
         if created:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only if empty
+
+
+def make_output_dir(out: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be and what to do."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output_dir {out} is a file, not a folder: choose another --output_dir.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full_error(out) from err
+        raise ValueError(f"--output_dir {out}: cannot create the folder ({err.strerror or err}): choose a folder you "
+                         "can write to, e.g. one under your home directory.") from None
 
 
 def holds_output_dir_lock(main):

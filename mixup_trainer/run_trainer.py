@@ -127,15 +127,28 @@ class FinalCheckpointKept:
             self.args.save_total_limit = limit
 
 
+def follow_umask(folder) -> None:
+    """Give the files of a saved model the permissions the umask gives any new file (safetensors writes
+    its weights with mode 0600, so another user of a shared results folder could not read them)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).iterdir():
+        if path.is_file() and (path.stat().st_mode & 0o777) == 0o600:
+            path.chmod(0o666 & ~mask)
+
+
 class DiskFullSaves:
     """Trainer mixin: a save that fails for lack of space raises ``output_dir.DiskFullError`` naming the
     folder being written ("no space left on device while writing <path>: ..."), where safetensors
     raises a ``SafetensorError`` and ``torch.save`` an ``inline_container.cc`` RuntimeError that name
-    neither the cause nor the file."""
+    neither the cause nor the file; the saved files follow the umask (:func:`follow_umask`)."""
 
     def save_model(self, output_dir=None, *args, **kwargs):
-        with translating_disk_full(output_dir or self.args.output_dir):
-            return super().save_model(output_dir, *args, **kwargs)
+        folder = output_dir or self.args.output_dir
+        with translating_disk_full(folder):
+            result = super().save_model(output_dir, *args, **kwargs)
+        follow_umask(folder)
+        return result
 
     def _save_checkpoint(self, model, trial):
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR

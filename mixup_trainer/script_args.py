@@ -275,7 +275,7 @@ class ScriptTrainingArguments(MixUpTrainingArguments):
     The task's metric is the parser's default for ``--metric_for_best_model`` (``cli.parse_args``).
     """
 
-    output_dir: str = field(metadata={"help": "(required) Folder of this run's checkpoints, results and model."})
+    output_dir: str = field(metadata={"help": "Folder of this run's checkpoints, results and model."})
     eval_strategy: str | None = field(
         default=None, metadata={"help": "When to evaluate: no, steps or epoch. Default: as --save_strategy when that is "
                                 "steps or epoch, else epoch (no when the run does not both train and evaluate)."})
