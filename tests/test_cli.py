@@ -59,7 +59,7 @@ def test_hub_off_and_unknown_task_are_one_line(tiny_bert, tmp_path):
     proc = cli("--task", "cola", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path / "a"), cwd=tmp_path)
     assert_one_line_error(proc, "Hub access is off", "--data_dir")
     proc = cli("--task", "glue", "--model_name_or_path", tiny_bert, "--output_dir", str(tmp_path / "b"), cwd=tmp_path)
-    assert_one_line_error(proc, "Unknown task 'glue'", "sst2")
+    assert_one_line_error(proc, "Unknown task 'glue'", "sst2", status=2)  # a command-line mistake
 
 
 def test_bug_keeps_its_traceback(monkeypatch, capsys):
@@ -103,7 +103,7 @@ def test_fsdp_without_gpus_is_refused(tmp_path):
     if torch.accelerator.is_available():
         pytest.skip("a GPU machine runs FSDP")
     proc = cli("--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path), "--fsdp", cwd=tmp_path)
-    assert_one_line_error(proc, "FSDP needs GPUs", "DDP")
+    assert_one_line_error(proc, "FSDP needs GPUs", "DDP", status=2)
 
 
 def test_logged_arguments_show_mixup_pad_token_but_hide_secrets():

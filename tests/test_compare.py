@@ -174,7 +174,7 @@ def test_rerun_with_other_settings_is_refused_in_one_line(comparison, tiny_bert,
     argv = compare_argv(out, tiny_bert)
     argv[argv.index("--learning_rate") + 1] = "2e-3"
     capsys.readouterr()
-    assert run(argv=argv) == 1
+    assert run(argv=argv) == 1  # found at run time (the folder), not while parsing
     (line,) = capsys.readouterr().err.splitlines()
     assert "error: output_dir" in line and "none-seed1 holds a run with other settings" in line
     assert "learning_rate: 0.001 -> 0.002" in line and "--overwrite_output_dir" in line
@@ -185,7 +185,7 @@ def test_comparison_errors_are_one_line(tmp_path, capsys):
     from mixup_trainer.cli import run
 
     argv = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path), "--compare", "mixup"]
-    assert run(argv=argv) == 1
+    assert run(argv=argv) == 2  # a command-line mistake
     (line,) = capsys.readouterr().err.splitlines()
     assert "error: --compare mixup: unknown arm(s) ['mixup']" in line
 

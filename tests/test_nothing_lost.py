@@ -319,7 +319,8 @@ def test_missing_output_dir_is_one_line_before_any_logging(tmp_path):
 # --------------------------------------------------------------------------- 6. errors that mislead
 def test_a_missing_local_model_says_the_folder_does_not_exist(small_data, tmp_path):
     one_line(cli("--task", "sst2", "--data_dir", small_data, "--model_name_or_path", tmp_path / "no" / "model",
-                 "--output_dir", tmp_path / "out"), f"--model_name_or_path {tmp_path / 'no' / 'model'}: no such folder")
+                 "--output_dir", tmp_path / "out"), f"--model_name_or_path {tmp_path / 'no' / 'model'}: no such folder",
+             status=2)  # found while parsing: a command-line mistake
 
 
 def test_a_hub_model_with_hub_access_off_names_the_cause(small_data, tmp_path):

@@ -225,6 +225,8 @@ def test_finished_identical_rerun_exits_without_loading_anything(parse, tmp_path
             "--output_dir", str(out)]
     with pytest.raises(FileNotFoundError, match="--data_dir /no/such/folder is not a folder"):
         cli.main(argv)  # an unfinished run goes on to load the data ...
+    assert not out.exists()  # (and, refused, leaves no folder behind)
+    _prepare(parse, out, "--task", "sst2", "--model_name_or_path", "no/such-model", "--data_dir", "/no/such/folder")
     (out / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
     assert cli.main(argv) == {"eval_accuracy": 0.5}  # ... a finished one stops at once
 
@@ -380,8 +382,8 @@ def test_header_only_dev_file_refused_before_the_model_loads(tmp_path, monkeypat
     with pytest.raises(DataFormatError, match=r"dev.tsv: no examples in the validation file"):
         cli.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",
                              "--output_dir", str(tmp_path / "run")])
-    # The failed run left only its settings: a corrected command may use the folder.
-    assert [p.name for p in (tmp_path / "run").iterdir()] == ["run_settings.json"]
+    # The refused run left no folder behind: a corrected command starts afresh.
+    assert not (tmp_path / "run").exists()
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
     with pytest.raises(ValueError, match="--max_eval_samples 0 leaves no validation examples"):
         cli.main(["--task", "sst2", "--data_dir", str(tmp_path), "--model_name_or_path", "no/such-model",

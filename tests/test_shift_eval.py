@@ -67,7 +67,7 @@ def test_bad_shift_files_refused_at_parse_time_in_one_line(value, message, tmp_p
     value = value.format(yelp=SHIFT / "yelp.tsv", amazon=SHIFT / "amazon.tsv")
     argv = ["--task", "sst2", "--model_name_or_path", "no/such-model", "--output_dir", str(tmp_path / "run"),
             "--shift_eval_files", value]
-    assert run(argv=argv) == 1
+    assert run(argv=argv) == 2  # a command-line mistake
     (line,) = capsys.readouterr().err.splitlines()
     assert "--shift_eval_files" in line and message in line
     assert not (tmp_path / "run").exists()
