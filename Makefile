@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM = false
 # idle OpenMP threads sleep rather than spin (see mixup_trainer/__init__.py)
 export OMP_WAIT_POLICY = PASSIVE
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench docs docs-serve clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +42,17 @@ bench: install
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/calibration_speed.py
 
+# The documentation site (docs/, mkdocs.yml): the docs tools are the `docs` extra of setup.cfg, pinned.
+# --strict fails on a broken link, anchor or API reference.
+$(VENV)/.docs-installed: $(VENV)/.installed setup.cfg
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs site

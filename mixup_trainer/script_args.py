@@ -271,7 +271,7 @@ class ScriptTrainingArguments(MixUpTrainingArguments):
     delete the checkpoints once the run is finished.
 
     The fields below whose default is ``None`` follow the flags the user gave, by the one rule of
-    :meth:`resolve_defaults` (the README's defaults table lists it); any value given explicitly is kept.
+    :meth:`resolve_defaults` (the defaults table in docs/run-scripts/flags.md lists it); any value given explicitly is kept.
     The task's metric is the parser's default for ``--metric_for_best_model`` (``cli.parse_args``).
     """
 
@@ -368,7 +368,7 @@ def _refuse_fsdp_without_gpus(training) -> None:
     if not torch.accelerator.is_available():
         raise ValueError("FSDP needs GPUs: on CPU accelerate ignores its FSDP plugin and would train with plain "
                          "DDP. Drop --fsdp / --use_fsdp (torchrun or accelerate launch --multi_gpu give CPU data "
-                         "parallelism), or run on GPUs as the README's FSDP section shows.")
+                         "parallelism), or run on GPUs as docs/run-scripts/index.md (FSDP) shows.")
 
 
 DATACLASS_TYPES = (ModelArguments, DataTrainingArguments, CalibrationArguments, RunArguments, ScriptTrainingArguments)

@@ -1,5 +1,6 @@
-"""The README holds word for word: its Python examples print what it says they print, and every
-project file it names exists."""
+"""The README holds word for word: its Python examples print what it says they print, every project
+file it names exists, and it stays a five-minute read that sends the reference to docs/ (the docs
+pages' own examples and links: tests/test_docs.py)."""
 
 import re
 import subprocess
@@ -34,7 +35,7 @@ def test_python_api_example_prints_the_readme_numbers(tmp_path):
 
 
 def test_calibration_example_prints_the_readme_output(tmp_path):
-    text = section("### Use the metric from any project")
+    text = section("## Use the metric from any project")
     code, output = re.search(r"A runnable example.*?```python\n(.*?)```\s*```text\n(.*?)```", text, re.S).groups()
     assert run_python(code, tmp_path) == output.strip().splitlines()
 
@@ -49,3 +50,16 @@ def test_named_project_files_exist():
     missing = sorted(n for n in named if n not in files and n.removeprefix("./") not in files)
     assert not missing, missing
     assert "DESIGN.md" not in README and "example.py" not in README
+
+
+def test_readme_is_short_and_links_the_docs():
+    """At most 300 lines (it is also the PyPI long description); the two commands and the Hub form stay
+    in it; nothing tied to one afternoon's machine load; every docs page is linked from it."""
+    assert len(README.splitlines()) <= 300
+    commands = section("## Two commands")
+    assert "make demo" in commands and "make test" in commands and "--model_name_or_path bert-base-uncased" in commands
+    assert not re.search(r"\d+ min \d+ s|load average|\bload ~?\d", README)
+    pages = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*/**/*.md") if "benchmarks" not in p.parts)
+    pages += sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))
+    assert not [p for p in pages if f"]({p})" not in README and p != "docs/metric-card.md"]
+    assert "make docs" in README and "long_description = file: README.md" in (REPO / "setup.cfg").read_text()
