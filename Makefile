@@ -6,6 +6,9 @@ PY      = $(VENV)/bin/python
 DATA   ?= ../shared/data
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
+# `make test` runs on every core, at most 4 pytest-xdist workers (most tests train small models on the CPU:
+# more workers than cores only makes them wait); override with `make test TEST_JOBS=1`.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: install test demo bench clean
 
@@ -24,7 +27,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup --durations=15 tests
 
 # The main job: is MixUp worth it? Baseline vs Manifold MixUp, 3 seeds, one report with plots in
 # outputs/demo-sst2-compare/comparison.md. A second `make demo` only redraws the report (finished runs are

