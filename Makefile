@@ -8,6 +8,9 @@ export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 # idle OpenMP threads sleep rather than spin (see mixup_trainer/__init__.py)
 export OMP_WAIT_POLICY = PASSIVE
+# `make test` runs on every core, at most 4 pytest-xdist workers (most tests train small models on the CPU:
+# more workers than cores only makes them wait); override with `make test TEST_JOBS=1`.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 # The oldest supported releases, in a second venv: the lower bounds that setup.cfg declares
 VENV_LOWEST ?= .venv-lowest
@@ -34,7 +37,7 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -c '$(VERSIONS)'
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup --durations=15 tests
 
 # The fast tests (-m "not slow") on the lowest declared transformers/accelerate/peft (LOWEST_PINS, read
 # from setup.cfg's `>=` bounds), resolved together in one pip call so nothing newer is left behind.
@@ -50,7 +53,7 @@ $(VENV_LOWEST)/.installed: setup.cfg pyproject.toml
 
 test-lowest: $(VENV_LOWEST)/.installed
 	$(PY_LOWEST) -c '$(VERSIONS)'
-	$(PY_LOWEST) -m pytest -q -m "not slow" --durations=15 tests
+	$(PY_LOWEST) -m pytest -q -n $(TEST_JOBS) --dist loadgroup -m "not slow" --durations=15 tests
 
 # The main job: is MixUp worth it? Baseline vs Manifold MixUp, 3 seeds, one report with plots in
 # outputs/demo-sst2-compare/comparison.md. A second `make demo` only redraws the report (finished runs are

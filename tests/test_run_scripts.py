@@ -186,9 +186,10 @@ def test_hub_off_error_from_the_script(tiny_bert, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ real runs
 @pytest.fixture(scope="module")
-def sst2_run(tiny_bert, tmp_path_factory):
+def sst2_run(tiny_bert, sst2_sample_dir, tmp_path_factory):
+    """A Manifold MixUp run on 48 of the first 512 SST-2 training rows, scored on the real dev file's first 60."""
     out = tmp_path_factory.mktemp("sst2")
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", tiny_bert, "--mixup_method", "manifold", "--mixup_alpha", "0.4",
                           "--max_train_samples", "48", "--max_eval_samples", "60", "--num_train_epochs", "2",
                           "--learning_rate", "1e-3", "--max_seq_length", "64"], out)
@@ -214,7 +215,7 @@ def test_model_card(sst2_run):
     header = card.split("---")[1]
     assert "- mixup\n" in header and "- mixup-manifold\n" in header and "- sst2\n" in header
     assert "| mixup_method | manifold |" in card and "| mixup_alpha (λ ~ Beta(α, α)) | 0.4 |" in card
-    assert "| training examples | 48 of 67349 (random sample, seed 42) |" in card
+    assert "| training examples | 48 of 512 (random sample, seed 42) |" in card
     assert "| evaluation examples | 60 |" in card
     table = card.split("## Evaluation and calibration")[1]
     assert f"{results['eval_ece']:.4f}" in table and f"{results['eval_accuracy']:.4f}" in table
@@ -278,9 +279,9 @@ def test_boolq_script(tiny_bert, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_torchrun(tiny_bert, tmp_path):
+def test_two_process_torchrun(tiny_bert, sst2_sample_dir, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", tiny_bert, "--mixup_method", "cls", "--max_train_samples", "32",
                           "--max_eval_samples", "30", "--per_device_train_batch_size", "8",
                           "--num_train_epochs", "1", "--max_seq_length", "64"], tmp_path, launcher=launcher)
@@ -315,7 +316,7 @@ def test_stsb_regression(tiny_bert, tmp_path):
     assert not (out / "eval_reliability_diagram.png").exists()
 
 
-def test_push_to_hub_keeps_the_model_card_section(tiny_bert, tmp_path, monkeypatch):
+def test_push_to_hub_keeps_the_model_card_section(tiny_bert, sst2_sample_dir, tmp_path, monkeypatch):
     """--push_to_hub goes through Trainer.push_to_hub, which re-creates README.md: the uploaded card
     must still carry the MixUp section. The Hub is a stub recording what would be uploaded."""
     import concurrent.futures
@@ -338,7 +339,7 @@ def test_push_to_hub_keeps_the_model_card_section(tiny_bert, tmp_path, monkeypat
             return done
 
     monkeypatch.setattr(transformers.trainer, "hf_api", FakeHub)
-    cli.main(["--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", tiny_bert,
+    cli.main(["--task", "sst2", "--data_dir", sst2_sample_dir, "--model_name_or_path", tiny_bert,
                          "--mixup_method", "cls", "--max_train_samples", "16", "--max_eval_samples", "16",
                          "--num_train_epochs", "1", "--max_seq_length", "32", "--push_to_hub",
                          "--hub_model_id", "someone/tiny-mixup", "--output_dir", str(tmp_path), "--disable_tqdm",
@@ -346,5 +347,5 @@ def test_push_to_hub_keeps_the_model_card_section(tiny_bert, tmp_path, monkeypat
     repo, card = uploads[-1]
     assert repo == "someone/tiny-mixup" and card is not None
     assert "- mixup-cls\n" in card and "## MixUp training" in card and card.count("## MixUp training") == 1
-    assert "| training examples | 16 of 67349 (random sample, seed 42) |" in card
+    assert "| training examples | 16 of 512 (random sample, seed 42) |" in card
     assert "ece" in card.split("## Evaluation and calibration")[1]

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_run_scripts import DATA, ENV, REPO  # tiny_bert: a fixture of conftest.py
+from test_run_scripts import ENV, REPO  # tiny_bert, sst2_sample_dir: fixtures of conftest.py
 
 TIMING = ("runtime", "per_second")  # wall-clock figures, the only numbers two identical runs may differ in
 
 
 # ------------------------------------------------------------------------------------------- kill test
-def _script(tiny: str, out: Path) -> list[str]:
+def _script(tiny: str, out: Path, data: str) -> list[str]:
     """24 optimizer steps (96 examples, batch 8, 2 epochs) of Manifold MixUp with dropout 0.1, a full
     checkpoint and an evaluation every 4 steps, a log line every step."""
-    return [sys.executable, "run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    return [sys.executable, "run_glue_mixup.py", "--task", "sst2", "--data_dir", data,
             "--model_name_or_path", tiny, "--mixup_method", "manifold", "--mixup_alpha", "0.4",
             "--hidden_dropout_prob", "0.1", "--max_train_samples", "96", "--max_eval_samples", "32",
             "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--learning_rate", "1e-3",
@@ -42,7 +42,7 @@ def _without_timing(record: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp_path):  # noqa: F811
+def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, sst2_sample_dir, tmp_path):  # noqa: F811
     """SIGKILL once the second checkpoint is complete, add the half-written checkpoint a kill during
     saving leaves, rerun the same command: every logged loss, λ, level, learning rate and gradient
     norm, every evaluation, the final metrics and the saved model equal the uninterrupted run's."""
@@ -51,9 +51,9 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
     full, killed = tmp_path / "full", tmp_path / "killed"
     env = {**ENV, "OMP_NUM_THREADS": "1"}  # two runs side by side
     full_log = (tmp_path / "full.log").open("w")  # a file, not a pipe nobody reads while it runs
-    uninterrupted = subprocess.Popen(_script(tiny_bert, full), cwd=REPO, env=env, stdout=full_log,
+    uninterrupted = subprocess.Popen(_script(tiny_bert, full, sst2_sample_dir), cwd=REPO, env=env, stdout=full_log,
                                      stderr=subprocess.STDOUT)
-    victim = subprocess.Popen(_script(tiny_bert, killed), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    victim = subprocess.Popen(_script(tiny_bert, killed, sst2_sample_dir), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not _complete(killed / "checkpoint-8"):
@@ -70,7 +70,7 @@ def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, tmp
     half.mkdir()
     (half / "model.safetensors").write_bytes((killed / f"checkpoint-{newest}" / "model.safetensors").read_bytes())
 
-    rerun = subprocess.run(_script(tiny_bert, killed), cwd=REPO, env=env, capture_output=True, text=True,
+    rerun = subprocess.run(_script(tiny_bert, killed, sst2_sample_dir), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert "Skipping incomplete checkpoint(s), left by a run killed while saving (or with files removed since): " in rerun.stdout

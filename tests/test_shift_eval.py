@@ -14,16 +14,16 @@ SHIFT = DATA / "sentiment-shift"
 SHIFT_FILES = f"yelp={SHIFT / 'yelp.tsv'},amazon={SHIFT / 'amazon.tsv'}"
 
 
-def base_args(model):
-    return ["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"), "--model_name_or_path", model,
+def base_args(model, data_dir):
+    return ["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(data_dir), "--model_name_or_path", model,
             "--max_train_samples", "64", "--max_eval_samples", "80", "--num_train_epochs", "1",
             "--learning_rate", "1e-3", "--max_seq_length", "48", "--per_device_eval_batch_size", "128"]
 
 
 @pytest.fixture(scope="module")
-def shifted_run(tiny_bert, tmp_path_factory):
+def shifted_run(tiny_bert, sst2_sample_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("shift")
-    results = run_script([*base_args(tiny_bert), "--mixup_method", "manifold", "--temperature_scaling",
+    results = run_script([*base_args(tiny_bert, sst2_sample_dir), "--mixup_method", "manifold", "--temperature_scaling",
                           "--shift_eval_files", SHIFT_FILES], out)
     return out, results
 
@@ -118,11 +118,11 @@ def test_label_smoothing_arm(tmp_path):
 
 
 @pytest.mark.slow
-def test_comparison_reports_label_smoothing_and_the_shifted_sets(tiny_bert, tmp_path):
+def test_comparison_reports_label_smoothing_and_the_shifted_sets(tiny_bert, sst2_sample_dir, tmp_path):
     from mixup_trainer import cli
 
     out = tmp_path / "cmp"
-    cli.main([*base_args(tiny_bert)[1:], "--compare", "ls0.1", "--shift_eval_files", f"yelp={SHIFT / 'yelp.tsv'}",
+    cli.main([*base_args(tiny_bert, sst2_sample_dir)[1:], "--compare", "ls0.1", "--shift_eval_files", f"yelp={SHIFT / 'yelp.tsv'}",
               "--compare_seeds", "1,2", "--output_dir", str(out), "--disable_tqdm", "true"])
     report = json.loads((out / "comparison.json").read_text())
     assert report["methods"] == ["none", "ls0.1"]

@@ -234,8 +234,8 @@ def _saved_model_nll(out, rows):
 
 
 @pytest.mark.slow
-def test_script_temperature_scaling_on_a_split(tiny_bert, tmp_path):
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+def test_script_temperature_scaling_on_a_split(tiny_bert, sst2_sample_dir, tmp_path):
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", tiny_bert, "--max_eval_samples", "80", *TS_ARGS,
                           "--calibration_fraction", "0.25", "--calibration_seed", "3"], tmp_path)
     for key in ("eval_ts_ece", "eval_ts_nll", "eval_ts_brier", "eval_ts_adaptive_ece", "eval_ts_smece",
@@ -261,12 +261,12 @@ def test_script_temperature_scaling_on_a_split(tiny_bert, tmp_path):
 
 
 @pytest.mark.slow
-def test_script_temperature_scaling_with_a_calibration_file(tiny_bert, tmp_path):
+def test_script_temperature_scaling_with_a_calibration_file(tiny_bert, sst2_sample_dir, tmp_path):
     lines = (DATA / "sst2" / "dev.tsv").read_text().splitlines()
     cal_file = tmp_path / "calibration.tsv"
     cal_file.write_text("\n".join([lines[0], *lines[200:240]]) + "\n")
     out = tmp_path / "out"
-    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", str(DATA / "sst2"),
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir,
                           "--model_name_or_path", tiny_bert, "--max_eval_samples", "50", *TS_ARGS,
                           "--calibration_file", str(cal_file)], out)
     assert results["calibration_samples"] == 40 and results["eval_samples"] == 50
