@@ -58,7 +58,6 @@ def main(args: ScriptArgs, progress=None) -> dict:
     # What needs the data, checked before the model loads: a split T cannot be fitted on is refused here.
     cal_split = calibration_split(task, calibration, raw, training_args.seed) if calibration.temperature_scaling else None
     model, tokenizer = load_model_and_tokenizer(args.model, task)
-    start_run_folder(training_args, overwrite, settings)  # nothing refused the run: the folder becomes its
     pad_to_max = pads_to_max_length(data_args, training_args)
     tokenised, max_length = tokenise(raw, tokenizer, task, data_args, training_args, pad_to_max)
     # None: MixUpTrainer builds its dynamically padding MixUpDataCollator(tokenizer).
@@ -74,7 +73,8 @@ def main(args: ScriptArgs, progress=None) -> dict:
         compute_metrics=make_compute_metrics(task.metric, n_bins=calibration.calibration_bins),
         script_args=args,
         data_summary=data_summary,
-    )
+    )  # refuses a model MixUp cannot mix (no levels, not a sequence classifier) before the folder is touched
+    start_run_folder(training_args, overwrite, settings)  # nothing refused the run: the folder becomes its
     if progress is not None:
         from transformers.trainer import DEFAULT_PROGRESS_CALLBACK  # tqdm bars, or a notebook's
         from transformers.trainer_callback import PrinterCallback  # what --disable_tqdm shows instead

@@ -147,3 +147,24 @@ def test_a_refused_run_leaves_the_output_folder_as_it_was(tiny_bert, tmp_path, p
     with pytest.raises(ValueError):
         cli.main(argv)
     assert not out.exists()  # no lone run_settings.json: the folder is as it was (absent)
+
+
+def test_a_model_mixup_cannot_mix_is_refused_before_the_folder_is_touched(tokenizer, tmp_path):
+    """SqueezeBERT has no MixUp levels: refused once the model is loaded, leaving no run_settings.json."""
+    from transformers import SqueezeBertConfig, SqueezeBertModel
+
+    from mixup_trainer import cli
+
+    model_dir = tmp_path / "squeezebert"
+    SqueezeBertModel(SqueezeBertConfig(vocab_size=len(tokenizer), hidden_size=32, embedding_size=32,
+                                       num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                                       q_groups=1, k_groups=1, v_groups=1, post_attention_groups=1,
+                                       intermediate_groups=1, output_groups=1)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError) as err:
+        cli.main(["--task", "sst2", "--model_name_or_path", str(model_dir), "--data_dir", str(DATA / "sst2"),
+                  "--max_train_samples", "8", "--max_eval_samples", "8", "--mixup_method", "cls",
+                  "--output_dir", str(out)])
+    assert "\n" not in str(err.value)
+    assert not out.exists()
