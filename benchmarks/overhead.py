@@ -444,7 +444,7 @@ def main():
 
         model_path, variants = get_mpnet(REPO / ".model-cache"), VARIANTS[:-1]
     elif args.model == "smollm2":
-        from pypi_smollm2 import get_smollm2
+        from mixup_trainer.pypi_models import get_smollm2
 
         model_path, variants = get_smollm2(), VARIANTS[:-1]
     else:

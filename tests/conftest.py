@@ -145,10 +145,7 @@ def smollm2_path() -> str:
     """The real SmolLM2-135M-Instruct decoder as a plain folder, built once from the PyPI GGUF file into
     the shared model cache. A file lock keeps two pytest-xdist workers (or two test runs) from building
     it at once: the second waits, then finds the finished folder."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pypi_smollm2 import default_cache, get_smollm2
+    from mixup_trainer.pypi_models import default_cache, get_smollm2
 
     cache = default_cache()
     cache.mkdir(parents=True, exist_ok=True)
