@@ -132,9 +132,12 @@ def follow_umask(folder) -> None:
     its weights with mode 0600, so another user of a shared results folder could not read them)."""
     mask = os.umask(0)
     os.umask(mask)
-    for path in Path(folder).iterdir():
-        if path.is_file() and (path.stat().st_mode & 0o777) == 0o600:
-            path.chmod(0o666 & ~mask)
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        try:
+            if path.is_file() and (path.stat().st_mode & 0o777) == 0o600:
+                path.chmod(0o666 & ~mask)
+        except FileNotFoundError:  # a temporary file renamed meanwhile
+            pass
 
 
 class DiskFullSaves:
@@ -147,7 +150,8 @@ class DiskFullSaves:
         folder = output_dir or self.args.output_dir
         with translating_disk_full(folder):
             result = super().save_model(output_dir, *args, **kwargs)
-        follow_umask(folder)
+        if self.args.should_save:  # the process that wrote the files (rank 0 under DDP)
+            follow_umask(folder)
         return result
 
     def _save_checkpoint(self, model, trial):

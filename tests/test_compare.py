@@ -246,13 +246,13 @@ def test_comparison_arms_are_named_sets_of_arguments(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_custom_arm_writes_its_rows_under_its_name(tiny_bert, tmp_path):
+def test_a_custom_arm_writes_its_rows_under_its_name(tiny_bert, sst2_sample_dir, tmp_path):
     """compare(args, arms=...): a flag-set arm trains with its flags into <name>-seed<seed> and is reported,
     paired, against the first arm (here not none)."""
     from mixup_trainer.cli import parse_args
     from mixup_trainer.compare import compare
 
-    argv = compare_argv(tmp_path, tiny_bert)
+    argv = compare_argv(tmp_path, tiny_bert, sst2_sample_dir)
     argv[argv.index("--compare_seeds") + 1] = "1"
     argv[argv.index("--num_train_epochs") + 1] = "1"
     argv[argv.index("--max_train_samples") + 1] = "16"
