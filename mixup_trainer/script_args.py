@@ -456,14 +456,14 @@ def _check_comparison(args: ScriptArgs) -> None:
     if training.label_smoothing_factor and any(_label_smoothing(m) is not None for m in args.run.compare_methods):
         raise ValueError("--label_smoothing_factor and an ls<epsilon> arm of --compare both given: the arm sets "
                          "the smoothing of its runs; drop --label_smoothing_factor.")
-    if args.run.compare_seeds and training.seed != _DEFAULT_SEED:
+    if args.run.compare_seeds and training.seed != _DEFAULT_SEED:  # (a --seed equal to the default goes unseen)
         raise ValueError("--seed and --compare_seeds both given: list every seed in --compare_seeds.")
     if not (training.do_train and training.do_eval) or _strategy(training.eval_strategy) == "no":
         raise ValueError("A comparison trains and evaluates during training: drop --do_train/--do_eval-only "
                          "flags and --eval_strategy no.")
 
 
-_DEFAULT_SEED = next(f.default for f in MixUpTrainingArguments.__dataclass_fields__.values() if f.name == "seed")
+_DEFAULT_SEED = MixUpTrainingArguments.__dataclass_fields__["seed"].default
 
 
 def _check_layers_exist(model_args: ModelArguments, training: MixUpTrainingArguments) -> None:
