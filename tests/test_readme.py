@@ -32,6 +32,7 @@ def test_python_api_example_prints_the_readme_numbers(tmp_path):
     printed = re.search(r"ends by printing, on every run .*?`(\{.*?\})`", text, re.S).group(1)
     assert run_python(code, tmp_path)[-1] == printed
     assert (tmp_path / "out" / "model" / "config.json").is_file()
+    assert not list((tmp_path / "out").glob("checkpoint-*"))  # the example leaves only what the user needs
 
 
 def test_calibration_example_prints_the_readme_output(tmp_path):
