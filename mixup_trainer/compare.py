@@ -174,7 +174,14 @@ def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> di
     print(f"[compare] {len(todo)} run(s) in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
           flush=True)
     print((out / "comparison.md").read_text(encoding="utf-8"), flush=True)
+    print(f"[compare] {out} holds {_size(out)}: each run's folder keeps its trained model beside its results; "
+          "delete a run's model*.safetensors / adapter_model.safetensors if you need only the numbers.", flush=True)
     return summary
+
+
+def _size(folder: Path) -> str:
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return f"{total / 1e6:.0f} MB" if total >= 1e6 else f"{total / 1e3:.0f} kB"
 
 
 # ---------------------------------------------------------------------------------------- report

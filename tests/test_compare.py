@@ -154,6 +154,8 @@ def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, ss
     main(compare_argv(tmp_path, tiny_bert, sst2_sample_dir))
     stdout = capsys.readouterr().out  # run 2 goes on from its epoch-1 checkpoint
     assert "run 2/4 manifold seed 1: epoch 2/2" in stdout and "run 2/4 manifold seed 1: epoch 1/2" not in stdout
+    size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert f"[compare] {tmp_path} holds {size / 1e6:.0f} MB" in stdout  # what the comparison leaves on disk
     assert (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns == finished
     state = json.loads((left / "trainer_state.json").read_text())
     assert [h["epoch"] for h in state["log_history"] if "eval_loss" in h] == [1, 2]
