@@ -1,0 +1,90 @@
+"""Mixed precision (--bf16, --fp16) made exact: under CPU autocast, for BERT and a decoder (Llama) at
+every level 0..n+1, λ → 0 swaps rows and targets and λ → 1 keeps them (within the dtype's tolerance);
+the MixUp loss is taken in float32 from the logits; a kill and rerun under --bf16 is bit-equal;
+temperature scaling folds into the saved weights in the saved dtype (float32: autocast keeps float32
+master weights, and that is what a --bf16 run saves).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mixup_trainer import MixUpPlan
+from mixup_trainer.mixing import mixup_per_example_loss
+from test_decoders import N, build, check_swap, encode, decoder_tokenizer, encoder_tokenizer  # noqa: F401 (fixtures)
+
+#: autocast dtype; the swap tolerance is its machine epsilon (bf16 2^-7, fp16 2^-10). The checks pass bit-exact
+#: here as well: λ ∈ {0, 1} (or within 1e-6 of it) makes λ·h + (1−λ)·h[p] the row itself in any dtype.
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CASES = [("bert", "right"), ("llama", "right"), ("llama", "left")]
+
+
+@pytest.mark.parametrize("precision", sorted(DTYPES))
+@pytest.mark.parametrize("level", range(N + 2))
+@pytest.mark.parametrize("family,side", CASES)
+def test_lambda_zero_swaps_and_lambda_one_keeps_rows_under_autocast(
+    family, side, level, precision, decoder_tokenizer, encoder_tokenizer, tmp_path  # noqa: F811
+):
+    """check_swap of tests/test_decoders.py (through MixUpTrainer.compute_loss, λ = 0, 1 and as drawn
+    from Beta(1e-3, 1e-3)) with the model and the clean references all run under CPU autocast."""
+    dtype = DTYPES[precision]
+    decoder = family != "bert"
+    tokenizer = decoder_tokenizer if decoder else encoder_tokenizer
+    model = build(family, len(tokenizer), tokenizer.pad_token_id)
+    batch = encode(tokenizer, side)
+    with torch.no_grad():
+        full = model(**batch).logits
+        with torch.autocast("cpu", dtype=dtype):
+            low = model(**batch).logits
+    assert low.dtype == dtype and not torch.equal(low.float(), full)  # autocast is in effect
+    with torch.autocast("cpu", dtype=dtype):
+        check_swap(model, tokenizer, tmp_path, side, level, decoder, tol=torch.finfo(dtype).eps)
+
+
+# ------------------------------------------------------------------------------- the loss in float32
+def _soft_ce(logits, targets):
+    return -(targets * torch.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def _reference_losses(logits, labels, plan):
+    """The soft-label cross-entropy taken in float32 from the logits, and the same taken in bf16."""
+    targets = torch.lerp(F.one_hot(labels[plan.partner], logits.shape[-1]).double(),
+                         F.one_hot(labels, logits.shape[-1]).double(), plan.lam)
+    in32 = _soft_ce(logits.float(), targets.float())
+    in16 = _soft_ce(logits.to(torch.bfloat16), targets.to(torch.bfloat16))
+    return in32, in16
+
+
+def test_the_mixup_loss_is_taken_in_float32_from_bf16_logits():
+    """bf16 logits: the per-example loss is float32 and equals the float32 soft-label cross-entropy of those
+    logits to float32 precision, and not the one taken in bf16 (off by ~1e-2 here): a loss taken in bf16 fails."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (8 * torch.randn(64, 5, generator=gen)).to(torch.bfloat16)
+    labels = torch.randint(0, 5, (64,), generator=gen)
+    plan = MixUpPlan(torch.randperm(64, generator=gen), 0.3, 0)
+    for context in (torch.autocast("cpu", dtype=torch.bfloat16), torch.autocast("cpu", enabled=False)):
+        with context:
+            got = mixup_per_example_loss(logits, labels, plan, "single_label_classification")
+        in32, in16 = _reference_losses(logits, labels, plan)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, in32, rtol=1e-6, atol=1e-6)
+        assert (got - in16.float()).abs().max() > 1e-2
+
+
+def test_the_trainers_loss_under_bf16_autocast_is_float32_from_the_logits(encoder_tokenizer, tmp_path):  # noqa: F811
+    """Through MixUpTrainer.compute_loss under autocast: the model's logits are bf16, the loss is their float32
+    soft-label cross-entropy (mean over the batch), not the bf16 one."""
+    from test_decoders import TARGETS, trainer_at_level
+
+    model = build("bert", len(encoder_tokenizer), encoder_tokenizer.pad_token_id)
+    torch.nn.init.normal_(model.classifier.weight, std=30.0)  # large logits: bf16's rounding shows in the loss
+    trainer, drawn, lam = trainer_at_level(model, encoder_tokenizer, tmp_path, N + 1)
+    lam[0] = 0.3
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, outputs = trainer.compute_loss(model, {**encode(encoder_tokenizer, "right"), "labels": TARGETS},
+                                             return_outputs=True)
+    trainer.mixup_hooks.plan = None
+    assert outputs.logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    in32, in16 = _reference_losses(outputs.logits, TARGETS, drawn[-1])
+    torch.testing.assert_close(loss, in32.mean(), rtol=1e-6, atol=1e-6)
+    assert (loss - in16.float().mean()).abs() > 1e-3
