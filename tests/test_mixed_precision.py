@@ -88,3 +88,73 @@ def test_the_trainers_loss_under_bf16_autocast_is_float32_from_the_logits(encode
     in32, in16 = _reference_losses(outputs.logits, TARGETS, drawn[-1])
     torch.testing.assert_close(loss, in32.mean(), rtol=1e-6, atol=1e-6)
     assert (loss - in16.float().mean()).abs() > 1e-3
+
+
+# ------------------------------------------------------------------------------- temperature scaling
+@pytest.mark.parametrize("held", [torch.float32, torch.bfloat16])
+def test_temperature_folds_into_the_saved_weights_in_their_dtype(encoder_tokenizer, tmp_path, held):  # noqa: F811
+    """A --bf16 run holds (and saves) float32 weights; a model loaded in bf16 holds bf16 ones. Either way the fold
+    W/T, b/T is one rounding of the exact quotient into the held dtype, the checkpoint keeps that dtype, and the
+    reloaded model's logits under bf16 autocast are the unfolded ones over T within bf16's tolerance."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    from mixup_trainer.temperature_scaling import fold_temperature
+
+    model = build("bert", len(encoder_tokenizer), encoder_tokenizer.pad_token_id).to(held).eval()
+    torch.nn.init.normal_(model.classifier.weight, std=3.0)
+    batch, temperature = encode(encoder_tokenizer, "right"), 2.7
+    weight, bias = model.classifier.weight.detach().double(), model.classifier.bias.detach().double()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(**batch).logits.float()
+    fold_temperature(model, temperature)
+    model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {held}
+    assert torch.equal(saved["classifier.weight"], (weight / temperature).to(held))
+    assert torch.equal(saved["classifier.bias"], (bias / temperature).to(held))
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path, dtype=held).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        folded = reloaded(**batch).logits.float()
+    eps = torch.finfo(torch.bfloat16).eps
+    torch.testing.assert_close(folded, logits / temperature, rtol=2 * eps, atol=2 * eps * logits.abs().max().item())
+    assert not torch.allclose(folded, logits, rtol=0.1)
+
+
+@pytest.mark.slow
+def test_script_bf16_temperature_scaling_saves_float32_with_t_folded(tiny_bert, sst2_sample_dir, tmp_path):
+    """run_glue_mixup.py --bf16 --use_cpu --temperature_scaling: the checkpoint is float32 (the card says so, and
+    that the loss was float32), and the saved model run under bf16 autocast gives the eval_ts_* numbers."""
+    import json
+
+    import numpy as np
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from mixup_trainer.calibration import calibration_report
+    from mixup_trainer.temperature_scaling import split_evaluation
+    from test_run_scripts import run_script
+    from testing_utils import read_sst2
+
+    results = run_script(["run_glue_mixup.py", "--task", "sst2", "--data_dir", sst2_sample_dir, "--model_name_or_path",
+                          tiny_bert, "--max_eval_samples", "80", "--mixup_method", "manifold", "--max_train_samples", "48",
+                          "--num_train_epochs", "2", "--learning_rate", "1e-3", "--max_seq_length", "64",
+                          "--temperature_scaling", "--calibration_seed", "3", "--bf16", "--use_cpu"], tmp_path)
+    assert {t.dtype for t in load_file(tmp_path / "model.safetensors").values()} == {torch.float32}
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float32"
+    card = (tmp_path / "README.md").read_text()
+    assert ("| precision | bf16 mixed precision (autocast), MixUp loss in float32 from the logits; weights kept and "
+            "saved in float32 (as in full precision) |") in card
+    _, scored = split_evaluation(80, 0.5, seed=3)
+    texts, labels = read_sst2("dev", limit=80)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    logits = []
+    for start in range(0, len(texts), 8):  # the evaluation's batches (8 rows, padded to the longest)
+        batch = tokenizer(texts[start:start + 8], padding=True, truncation=True, max_length=64, return_tensors="pt")
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            logits.append(model(**batch).logits.float())
+    logits = torch.cat(logits).double().numpy()[scored]
+    after = calibration_report(logits, np.asarray(labels)[scored], from_logits=True)
+    assert after.nll == pytest.approx(results["eval_ts_nll"], abs=1e-5)
+    assert after.brier == pytest.approx(results["eval_ts_brier"], abs=1e-5)
