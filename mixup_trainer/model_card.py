@@ -211,6 +211,7 @@ def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | Non
         f"| levels mixed | {mixed_levels(trainer)} |",
         f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",
         f"| mixup_partners | {a.mixup_partners} |",
+        f"| precision | {precision(trainer)} |",
         f"| mixup_start (fraction of training) | {a.mixup_start} |",
         *(["", "**No logged training step mixed a batch**: despite the settings above, this model was trained "
             "without MixUp."] if no_batch_mixed else []),
@@ -230,6 +231,22 @@ def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | Non
     lines += ["", "### Framework versions", "", f"- Transformers {transformers.__version__}",
               f"- Pytorch {torch.__version__}", f"- Datasets {datasets.__version__}"]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def precision(trainer) -> str:
+    """The card's precision row: how the run computed and in which dtype the saved weights are. --bf16 and
+    --fp16 are autocast mixed precision: the weights (and optimizer) stay float32 and are saved in float32,
+    the MixUp soft-label loss is taken in float32 from the logits."""
+    from .levels import unwrap_model
+
+    a = trainer.args
+    saved = next(unwrap_model(trainer.model).parameters()).dtype
+    saved = str(saved).removeprefix("torch.")
+    if not (a.bf16 or a.fp16):
+        return f"full precision; weights saved in {saved}"
+    mode = "bf16" if a.bf16 else "fp16 (with loss scaling)"
+    return (f"{mode} mixed precision (autocast), MixUp loss in float32 from the logits; "
+            f"weights kept and saved in {saved}" + (" (as in full precision)" if saved == "float32" else ""))
 
 
 def lora_section(model_args) -> str:

@@ -41,14 +41,18 @@ TS_DIAGRAM_FILE = "eval_ts_reliability_diagram.png"
 
 
 def fold_temperature(model, temperature: float) -> None:
-    """Divide the final projection's weight and bias by T in place: logits become logits / T."""
+    """Divide the final projection's weight and bias by T in place: logits become logits / T.
+
+    The quotient is taken in float64 and rounded once into the parameters' own dtype (float32 after a --bf16
+    or --fp16 run, whose weights stay float32; bf16 for a model held in bf16), so the saved weights are the
+    exact W/T and b/T of that dtype (dividing a float32 tensor by T rounds T to float32 first)."""
     import torch
 
     layer = final_projection(model)[1]  # the module whose input is MixUp's level n+1
     with torch.no_grad():
-        layer.weight.div_(temperature)
-        if layer.bias is not None:
-            layer.bias.div_(temperature)
+        for param in (layer.weight, layer.bias):
+            if param is not None:
+                param.copy_(param.double() / temperature)
 
 
 def split_evaluation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

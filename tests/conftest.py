@@ -79,7 +79,8 @@ def ece_module():
 #: Tests that start several training processes at once (torchrun with 2 ranks, two runs side by side): one
 #: after another on one worker rather than beside each other.
 MULTI_PROCESS = ("tests/test_distributed.py::", "tests/test_run_scripts.py::test_two_process_torchrun",
-                 "tests/test_safety.py::test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run")
+                 "tests/test_safety.py::test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run",
+                 "tests/test_mixed_precision.py::test_bf16_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run")
 #: The users of each module-scoped fixture that trains (or reads every real file): together, so the fixture
 #: is built once, not once per worker, and tests that reuse its folder in turn see it in file order.
 SHARED_FIXTURE_USERS = {

@@ -28,8 +28,11 @@ def positive(text: str) -> float:
     return value
 
 
-def test_overhead_smoke():
-    out = smoke("overhead.py")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_overhead_smoke(precision):
+    """fp32, and --bf16: every variant, the plain Trainer too, under the accelerator's bf16 autocast."""
+    out = smoke("overhead.py", *(["--bf16"] if precision == "bf16" else []))
+    assert f"precision={'bf16_autocast' if precision == 'bf16' else 'fp32'} " in out.splitlines()[0], out
     rows = {(line.split()[0], fields(line)["setting"]): fields(line) for line in out.splitlines()
             if not line.startswith("#") and "step_ratio=" in line}
     variants = ("none", "cls", "input", "manifold", "two_pass")
