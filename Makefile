@@ -19,7 +19,7 @@ LOWEST_PINS  = $(shell sed -n 's/^ *\(transformers\|accelerate\|peft\)>=\([0-9.]
 VERSIONS     = import torch, transformers, accelerate, peft; print("testing with torch", torch.__version__, \
                "transformers", transformers.__version__, "accelerate", accelerate.__version__, "peft", peft.__version__)
 
-.PHONY: install test test-lowest demo bench docs docs-serve clean
+.PHONY: install test test-lowest demo bench gpu-check docs docs-serve clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ demo: install
 bench: install
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/calibration_speed.py
+
+# The GPU check (benchmarks/gpu_check.py): on a CUDA machine, at most ~10 min; writes outputs/gpu-check/gpu_check.json
+# and gpu_check.md. Without CUDA it refuses in one line; `make gpu-check GPU_CHECK_ARGS=--dry-run` tries it on the CPU.
+GPU_CHECK_ARGS ?=
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py --data_dir $(DATA) $(GPU_CHECK_ARGS)
 
 # The documentation site (docs/, mkdocs.yml): the docs tools are the `docs` extra of setup.cfg, pinned.
 # --strict fails on a broken link, anchor or API reference.

@@ -11,6 +11,7 @@ median of the later steps; then the ratios manifold / none.
     python benchmarks/compile.py                       # inductor, 12 blocks, 16 steps
     python benchmarks/compile.py --backend aot_eager   # counts only, in seconds
     python benchmarks/compile.py --smoke               # aot_eager on a 2-block BERT, 3 steps (a CI check)
+    python benchmarks/compile.py --device cuda         # on the GPU (the default stays the CPU)
 """
 
 from __future__ import annotations
@@ -41,17 +42,22 @@ def run(method: str, args, tokenizer, dataset) -> dict:
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=2, intermediate_size=2 * args.hidden)
     times: list[float] = []
+    cuda = args.device == "cuda"
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, *_, **__):
+            if cuda:
+                torch.cuda.synchronize()
             self.start = time.perf_counter()
 
         def on_step_end(self, *_, **__):
+            if cuda:  # the kernels are asynchronous: wait for the step's own
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - self.start)
 
     training_args = MixUpTrainingArguments(
         output_dir="/tmp/mixup-compile-bench", mixup_method=method, per_device_train_batch_size=args.batch,
-        max_steps=args.steps, report_to=[], save_strategy="no", use_cpu=True, torch_compile=True,
+        max_steps=args.steps, report_to=[], save_strategy="no", use_cpu=not cuda, torch_compile=True,
         torch_compile_backend=args.backend, disable_tqdm=True, logging_steps=1, seed=0)
     trainer = MixUpTrainer(model=BertForSequenceClassification(config), args=training_args, train_dataset=dataset,
                            processing_class=tokenizer, callbacks=[StepTimer()])
@@ -70,6 +76,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=32)
     parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model trains")
     parser.add_argument("--smoke", action="store_true",
                         help="a check that the benchmark runs, in seconds: aot_eager, 2 blocks of hidden 32, "
                         "batch 4, length 16, 3 steps; its timings mean nothing")
@@ -88,7 +95,7 @@ def main() -> None:
     dataset = Dataset.from_dict({"sentence": texts, "label": labels}).map(
         lambda b: tokenizer(b["sentence"], padding="max_length", truncation=True, max_length=args.length),
         batched=True, remove_columns=["sentence"])
-    print(f"backend={args.backend} blocks={args.layers} hidden={args.hidden} batch={args.batch} "
+    print(f"device={args.device} backend={args.backend} blocks={args.layers} hidden={args.hidden} batch={args.batch} "
           f"length={args.length} steps={args.steps}")
     results = {}
     for method in ("none", "manifold"):
