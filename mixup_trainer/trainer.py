@@ -162,16 +162,16 @@ class MixUpTrainer(Trainer):
             plan = plan.to(labels.device)
             head = self.mixup_hooks.num_levels - 1
             below_head = plan.layer < head
-            realigns = self.mixup_read_pad_token_id is not None and min(self.mixup_levels) < head
-            if realigns and "input_ids" in inputs:
-                # A decoder row of pad tokens only cannot be aligned with its partner: refused on the
-                # batch's first mixed step whatever level was drawn, not only when a level below the head is.
-                check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
-            if below_head and self.mixup_read_pad_token_id is not None:
+            if below_head and self.mixup_read_pad_token_id is not None:  # refuses a row of pad tokens only
                 inputs = align_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id,
                                           self.mixup_read_pad_token_id)
             elif below_head and self.mixup_pad_token_id is not None:
                 inputs = pad_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id)
+            elif (self.mixup_read_pad_token_id is not None and min(self.mixup_levels) < head
+                  and "input_ids" in inputs):
+                # The head was drawn, but levels that realign are eligible: a decoder row of pad tokens only is
+                # refused all the same, so the refusal does not depend on the level a batch drew.
+                check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
         outputs = model(**inputs)
