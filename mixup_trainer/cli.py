@@ -161,8 +161,9 @@ def parse_args(argv: list[str] | None = None, default_task: str | None = None) -
         argv = ["--config", argv[0]]
     parser = script_parser(default_task)
     config_path = _config_flag(argv)
+    configured = read_config(config_path) if config_path is not None else {}
     if config_path is not None:
-        _set_defaults(parser, {**read_config(config_path), "config": config_path}, config_path)
+        _set_defaults(parser, {**configured, "config": config_path}, config_path)
     # The task and --paper_defaults decide further defaults: read them as the final parse will.
     first = parser.parse_args(argv)
     task = get_task(first.task)
@@ -172,7 +173,6 @@ def parse_args(argv: list[str] | None = None, default_task: str | None = None) -
         if "learning_rate" not in paper:
             logger.warning("The paper gives no learning rate for %s: --learning_rate stays %s", task.name,
                            first.learning_rate)
-        configured = read_config(config_path) if config_path is not None else {}
         defaults.update({k: v for k, v in paper.items() if k not in configured})
     _set_defaults(parser, defaults, "defaults")
     model, data, calibration, run, training = parser.parse_args_into_dataclasses(argv)
