@@ -83,7 +83,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a result file is as readable as any other
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; a result file is as readable as any other
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
@@ -92,8 +92,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0)
     os.umask(mask)
     return mask
 

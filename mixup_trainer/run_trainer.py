@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .output_dir import translating_disk_full, write_json_atomic
+from .output_dir import current_umask, translating_disk_full, write_json_atomic
 from .trainer import MixUpTrainer
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ class FinalCheckpointKept:
 def follow_umask(folder) -> None:
     """Give the files of a saved model the permissions the umask gives any new file (safetensors writes
     its weights with mode 0600, so another user of a shared results folder could not read them)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = current_umask()
     for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
         try:
             if path.is_file() and (path.stat().st_mode & 0o777) == 0o600:
