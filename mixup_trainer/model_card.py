@@ -262,7 +262,6 @@ def lora_section(model_args) -> str:
     ]) + "\n"
 
 
-
 def temperature_section(eval_metrics: dict | None) -> str:
     """Model-card paragraph for a temperature-scaled model ("" without temperature scaling)."""
     if not eval_metrics or "temperature" not in eval_metrics:

@@ -132,8 +132,6 @@ class DataTrainingArguments:
         return parse_shift_files(self.shift_eval_files)
 
 
-
-
 @dataclass
 class RunArguments:
     """What happens to the output folder, and comparison mode (see ``compare.py``)."""
