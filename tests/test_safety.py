@@ -41,56 +41,75 @@ def _without_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if not any(t in k for t in TIMING)}
 
 
+def kill_and_rerun(command, full: Path, killed: Path, checkpoint: str, before_rerun=None):
+    """Run ``command(full)`` and ``command(killed)`` side by side; SIGKILL the second once its ``checkpoint``
+    is complete (before it finished), call ``before_rerun()``, rerun the same command to the end, and wait
+    for the uninterrupted run: (the rerun's CompletedProcess, what ``before_rerun`` returned)."""
+    env = {**ENV, "OMP_NUM_THREADS": "1"}  # two runs side by side
+    with (full.parent / f"{full.name}.log").open("w") as full_log:  # a file, not a pipe nobody reads
+        uninterrupted = subprocess.Popen(command(full), cwd=REPO, env=env, stdout=full_log, stderr=subprocess.STDOUT)
+        victim = subprocess.Popen(command(killed), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while not _complete(killed / checkpoint):
+            assert victim.poll() is None and time.monotonic() < deadline, f"the run ended before {checkpoint}"
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        assert not (killed / "all_results.json").exists()
+        prepared = before_rerun() if before_rerun is not None else None
+        rerun = subprocess.run(command(killed), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-4000:]
+        assert uninterrupted.wait(timeout=300) == 0, (full.parent / f"{full.name}.log").read_text()[-4000:]
+    return rerun, prepared
+
+
+def assert_bit_equal(full: Path, killed: Path) -> list[dict]:
+    """The rerun's logs, results and saved weights equal the uninterrupted run's, bit for bit (timings
+    aside); returns the uninterrupted run's log history."""
+    from safetensors.numpy import load_file
+
+    logs = [json.loads((out / "trainer_state.json").read_text())["log_history"] for out in (full, killed)]
+    assert [_without_timing(log) for log in logs[1]] == [_without_timing(log) for log in logs[0]]
+    results = [json.loads((out / "all_results.json").read_text()) for out in (full, killed)]
+    assert _without_timing(results[1]) == _without_timing(results[0])
+    weights = [load_file(out / "model.safetensors") for out in (full, killed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    return logs[0]
+
+
 @pytest.mark.slow
 def test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run(tiny_bert, sst2_sample_dir, tmp_path):  # noqa: F811
     """SIGKILL once the second checkpoint is complete, add the half-written checkpoint a kill during
     saving leaves, rerun the same command: every logged loss, λ, level, learning rate and gradient
     norm, every evaluation, the final metrics and the saved model equal the uninterrupted run's."""
-    from safetensors.numpy import load_file
-
     full, killed = tmp_path / "full", tmp_path / "killed"
-    env = {**ENV, "OMP_NUM_THREADS": "1"}  # two runs side by side
-    full_log = (tmp_path / "full.log").open("w")  # a file, not a pipe nobody reads while it runs
-    uninterrupted = subprocess.Popen(_script(tiny_bert, full, sst2_sample_dir), cwd=REPO, env=env, stdout=full_log,
-                                     stderr=subprocess.STDOUT)
-    victim = subprocess.Popen(_script(tiny_bert, killed, sst2_sample_dir), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not _complete(killed / "checkpoint-8"):
-        assert victim.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
-        time.sleep(0.02)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert not (killed / "all_results.json").exists() and not (killed / "checkpoint-24").exists()
-    saved = {int(p.name.split("-")[1]): _complete(p) for p in killed.glob("checkpoint-*")}
-    newest = max(step for step, complete in saved.items() if complete)
-    assert max(saved) < 24  # killed mid-run
-    # What a kill during saving leaves (the kill may have made one too): weights, no trainer_state.json yet.
-    half = killed / f"checkpoint-{max(saved) + 4}"
-    half.mkdir()
-    (half / "model.safetensors").write_bytes((killed / f"checkpoint-{newest}" / "model.safetensors").read_bytes())
 
-    rerun = subprocess.run(_script(tiny_bert, killed, sst2_sample_dir), cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=300)
-    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    def half_written_checkpoint():
+        assert not (killed / "checkpoint-24").exists()
+        saved = {int(p.name.split("-")[1]): _complete(p) for p in killed.glob("checkpoint-*")}
+        newest = max(step for step, complete in saved.items() if complete)
+        assert max(saved) < 24  # killed mid-run
+        # What a kill during saving leaves (the kill may have made one too): weights, no trainer_state.json yet.
+        half = killed / f"checkpoint-{max(saved) + 4}"
+        half.mkdir()
+        (half / "model.safetensors").write_bytes((killed / f"checkpoint-{newest}" / "model.safetensors").read_bytes())
+        return half, newest
+
+    rerun, (half, newest) = kill_and_rerun(lambda out: _script(tiny_bert, out, sst2_sample_dir), full, killed,
+                                           "checkpoint-8", before_rerun=half_written_checkpoint)
     assert "Skipping incomplete checkpoint(s), left by a run killed while saving (or with files removed since): " in rerun.stdout
     assert f"{half.name} (no trainer_state.json)" in rerun.stdout
     assert f"Resuming from {killed / f'checkpoint-{newest}'}." in rerun.stdout
-    assert uninterrupted.wait(timeout=300) == 0, (tmp_path / "full.log").read_text()[-4000:]
-    full_log.close()
 
-    logs = [json.loads((out / "trainer_state.json").read_text())["log_history"] for out in (full, killed)]
-    steps = [log for log in logs[0] if "loss" in log]
+    logs = assert_bit_equal(full, killed)
+    steps = [log for log in logs if "loss" in log]
     assert [log["step"] for log in steps] == list(range(1, 25))
     assert all("mixup_lambda" in log and "mixup_layer" in log for log in steps)
     assert len({log["mixup_layer"] for log in steps}) > 1  # manifold: levels drawn per batch
-    assert [_without_timing(log) for log in logs[1]] == [_without_timing(log) for log in logs[0]]
-    results = [json.loads((out / "all_results.json").read_text()) for out in (full, killed)]
-    assert _without_timing(results[1]) == _without_timing(results[0])
-    assert {"train_loss", "eval_accuracy", "eval_ece", "eval_loss", "best_global_step"} <= set(results[0])
-    weights = [load_file(out / "model.safetensors") for out in (full, killed)]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+    results = json.loads((full / "all_results.json").read_text())
+    assert {"train_loss", "eval_accuracy", "eval_ece", "eval_loss", "best_global_step"} <= set(results)
     # Finished: checkpoints deleted (only the best model remains), settings recorded.
     assert not list(killed.glob("checkpoint-*")) and not list(full.glob("checkpoint-*"))
     assert json.loads((killed / "run_settings.json").read_text())["mixup_method"] == "manifold"
