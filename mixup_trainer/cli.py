@@ -26,6 +26,7 @@ level only, so a one-line error is not preceded by a hundred lines of arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -242,6 +243,21 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def _tell_the_launcher(line: str) -> None:
+    """Under torchrun (or ``accelerate launch`` on several processes) the launcher ends with its own
+    report of the failed ranks; written to the error file the launcher names, the one line becomes that
+    report's "traceback" of the root cause instead of a link to the elastic docs. The file's format is
+    the one torch.distributed.elastic's ``@record`` writes; an existing file (another handler's) is kept."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path or os.path.exists(path):
+        return
+    import time
+
+    with contextlib.suppress(OSError):
+        Path(path).write_text(json.dumps({"message": {"message": line, "extraInfo": {
+            "py_callstack": line, "timestamp": str(int(time.time()))}}}), encoding="utf-8")
+
+
 def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
     """The program: :func:`main` with the scripts' logging set up; returns the process exit status
     (0, 1, or 2 for a rejected command line) instead of raising for user errors."""
@@ -265,7 +281,9 @@ def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
             err = OSError("no space left on device (writing the run's files or a cache): free space or choose "
                           "another --output_dir")
         hint = "" if isinstance(err, UsageError) else f" (rerun with {TRACEBACK_FLAG} for the traceback)"
-        print(f"{prog}: error: {_one_line(err)}{hint}", file=sys.stderr)
+        line = f"{prog}: error: {_one_line(err)}{hint}"
+        print(line, file=sys.stderr)
+        _tell_the_launcher(line)
         return 2 if isinstance(err, UsageError) else 1
     return 0
 

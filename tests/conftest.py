@@ -95,6 +95,8 @@ SHARED_FIXTURE_USERS = {
              "tests/test_tasks.py::test_boolq_jsonl_labels", "tests/test_tasks.py::test_random_sample"),
     "decoder_model": ("tests/test_decoders.py::test_levels_match_the_hand_written_table",
                       "tests/test_decoders.py::test_lambda_one_is_clean_and_mixing_matches_a_hand_replacement"),
+    "mpnet": ("tests/test_integration.py::test_real_mpnet_from_pypi_trains_with_manifold_mixup_and_saves_a_plain_mpnet",
+              "tests/test_docs_shell.py::test_shell_block_runs[mpnet-"),  # one download of the PyPI model
     "family_model": ("tests/test_families.py::test_generic_levels_match_the_hand_written_table",
                      "tests/test_families.py::test_lambda_one_is_the_clean_forward_and_mixing_matches_a_hand_replacement"),
 }
@@ -104,9 +106,10 @@ CHEAP_MODULE_FIXTURES = {"parse", "small_data", "batch", "model", "decoder_token
 
 
 def xdist_group(nodeid: str) -> str | None:
-    """The group of a test (None: scheduled alone). A prefix ends at `::` or at a parametrisation `[`."""
+    """The group of a test (None: scheduled alone). A prefix ends at `::`, at a parametrisation `[`, or
+    inside one (ending in `[` or `-`)."""
     def within(prefix):
-        return nodeid.startswith(prefix) and (prefix.endswith("::") or nodeid[len(prefix):len(prefix) + 1] in ("", "["))
+        return nodeid.startswith(prefix) and (prefix.endswith(("::", "[", "-")) or nodeid[len(prefix):len(prefix) + 1] in ("", "["))
 
     if any(within(prefix) for prefix in MULTI_PROCESS):
         return "multi-process"

@@ -18,7 +18,7 @@ PAGES = [p for p in PAGES if "benchmarks" not in p.relative_to(REPO).parts[1:2]]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 #: A block a test cannot run offline on a CPU carries this comment on the line before it, naming its
 #: offline twin: <!-- not run by the tests: needs the Hub (or a GPU); offline twin: <where> -->
-NOT_RUN = re.compile(r"<!-- not run by the tests: needs (?:the Hub|a GPU)[^;]*; offline twin: [^>]+-->\n$")
+NOT_RUN = re.compile(r"<!-- not run by the tests: needs (?:the Hub|a GPU)[^;]*; offline twin: [^>]+-->\n\n?$")
 
 
 def python_blocks() -> dict[str, dict]:
