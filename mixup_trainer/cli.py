@@ -261,7 +261,10 @@ def _tell_the_launcher(line: str) -> None:
 def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
     """The program: :func:`main` with the scripts' logging set up; returns the process exit status
     (0, 1, or 2 for a rejected command line) instead of raising for user errors."""
-    from .run import setup_logging
+    def setup_logging(training_args):  # run.py (the trainer, datasets, models) loads after parsing, not before
+        from .run import setup_logging as setup
+
+        setup(training_args)
 
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = os.path.basename(sys.argv[0]).removesuffix(".py")

@@ -86,3 +86,40 @@ def test_omp_threads_sleep_rather_than_spin_unless_set():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "ACTIVE"
+
+
+def _launch(launcher: list[str], tmp_path) -> subprocess.CompletedProcess:
+    flags = ["--task", "sst2", "--mixup_alpha", "-1", "--model_name_or_path", "unused", "--output_dir", str(tmp_path)]
+    return subprocess.run([*launcher, "run_glue_mixup.py", *flags], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+
+
+LINE = "run_glue_mixup: error: mixup_alpha must be >= 0 and finite"
+
+
+def test_under_torchrun_the_launchers_report_names_the_one_line(tmp_path):
+    """torchrun ends with its own report and exit status 1; the rank's line is that report's root cause
+    (written to the launcher's error file), not a link to the elastic docs."""
+    proc = _launch([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"], tmp_path)
+    assert proc.returncode == 1
+    report = proc.stderr[proc.stderr.index("Root Cause (first observed failure)"):]
+    assert "exitcode  : 2" in report and f"traceback : {LINE}" in report
+
+
+def test_under_accelerate_launch_quiet_the_one_line_is_last(tmp_path):
+    proc = _launch([sys.executable, "-m", "accelerate.commands.launch", "-q", "--cpu", "--num_processes", "1"], tmp_path)
+    assert proc.returncode == 1  # accelerate's own status for a failed process
+    assert proc.stderr.strip().splitlines()[-1].startswith(LINE)
+
+
+def test_a_parse_time_mistake_is_refused_before_the_trainer_datasets_and_models_load():
+    """The run scripts parse before they import run.py: a mistyped command costs the import of
+    TrainingArguments (which transformers ties to torch and peft), not of the whole training stack."""
+    code = ("import sys; from mixup_trainer.cli import run\n"
+            "status = run(argv=['--task', 'sst2', '--mixup_metod', 'cls', '--model_name_or_path', 'm', '--output_dir', 'o'])\n"
+            "heavy = [m for m in ('mixup_trainer.run', 'mixup_trainer.trainer', 'mixup_trainer.modeling', 'datasets')"
+            " if m in sys.modules]\n"
+            "print(status, heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "2 []", proc.stdout + proc.stderr
+    assert "did you mean --mixup_method" in proc.stderr
