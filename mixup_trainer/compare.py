@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ensemble import ensemble_metrics, mean_probabilities
 from .output_dir import write_text_atomic
 from .script_args import arm_overrides
 
@@ -296,9 +297,15 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
         if f"shift_{name}_after_ts" in summary:
             lines += _table(f"Under shift: {name}, after the in-domain temperature", sections[f"shift_{name}_after_ts"][0],
                             *summary[f"shift_{name}_after_ts"].values(), {})
+    predictions = all((out / r["output_dir"] / "eval_predictions.jsonl").exists() for r in records)
+    ensembled = [m for m in methods if sum(r["method"] == m for r in records) >= 2] if predictions else []
+    if ensembled and not task.is_regression:
+        summary["ensemble"] = {m: ensemble_metrics(_method_folders(out, records, m), task, n_bins, shifted)
+                               for m in ensembled}
+        lines += _ensemble_tables(summary["ensemble"], sections, shifted, r0)
     plots = {"test_loss": plot_test_loss(out, task, records, methods)}
-    if all((out / r["output_dir"] / "eval_predictions.jsonl").exists() for r in records) and not task.is_regression:
-        plots["reliability"] = plot_reliability(out, task, records, methods, n_bins)
+    if predictions and not task.is_regression:
+        plots["reliability"] = plot_reliability(out, task, records, methods, n_bins, ensembled)
         plots["risk_coverage"] = plot_risk_coverage(out, task, records, methods)
     lines += ["\n## Plots\n", *(f"![{name}]({file})" for name, file in plots.items())]
     if "reliability" in plots:
@@ -312,6 +319,34 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
                   summary=summary, plots=plots, runs=records)
     write_text_atomic(out / "comparison.json", json.dumps(report, indent=1))
     return report
+
+
+def _ensemble_tables(ensembles: dict, sections: dict, shifted: list[str], r0: dict) -> list[str]:
+    """comparison.md's tables of the seeds' ensembles, one per section of the single-model tables (the
+    last epoch excepted: a run keeps its best epoch): one number per method, no s.e. (one ensemble)."""
+    k = {m: e["members"] for m, e in ensembles.items()}
+    sizes = ", ".join(sorted({str(n) for n in k.values()}))
+    lines = [f"\n## Ensemble of {sizes} seeds (mean of the seeds' probabilities, the models each run keeps)\n",
+             "No extra training: each method's kept models' probabilities on the same evaluation examples, averaged "
+             "per example, then scored like one run (loss = NLL of the mean probabilities). Compare with the "
+             "single-model means above. With temperature scaling one T is fitted on the ensemble's calibration "
+             "logits (the log of the mean probabilities)."]
+    titles = {"best": "In-domain", "after_ts": "After temperature scaling"}
+    for name in shifted:
+        titles[f"shift_{name}"] = f"Under shift: {name} ({r0.get(f'{name}_samples', '?')} examples)"
+        titles[f"shift_{name}_after_ts"] = f"Under shift: {name}, after the ensemble's in-domain temperature"
+    for section, title in titles.items():
+        columns = {key: t for key, t in sections.get(section, ({}, None))[0].items()
+                   if all(key in e for e in ensembles.values())}
+        if not columns:
+            continue
+        extra = {"T": "temperature"} if section == "after_ts" else {}
+        head = ["method", "seeds", *columns.values(), *extra]
+        lines += [f"\n### {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for method, e in ensembles.items():
+            cells = [f"{e[key]:.4f}" for key in [*columns, *extra.values()]]
+            lines.append(f"| {method} | {e['members']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _figure(**kwargs):
@@ -366,17 +401,24 @@ def plot_risk_coverage(out: Path, task, records: list[dict], methods: list[str])
     return "risk_coverage.png"
 
 
-def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n_bins: int) -> str:
-    """Each method's reliability diagram (final model = best epoch, seeds pooled), histogram below."""
+def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n_bins: int,
+                     ensembled: list[str] = ()) -> str:
+    """Each method's reliability diagram (final model = best epoch, seeds pooled), histogram below; then
+    the diagram of each method's ensemble (``ensembled``: the seeds' probabilities averaged)."""
     from .calibration import calibration_report, plot_reliability_diagram
 
-    fig = _figure(figsize=(4.2 * len(methods), 5.6))
-    axes = fig.subplots(2, len(methods), sharex=True, sharey="row", height_ratios=[3, 1], squeeze=False)
-    for column, method in enumerate(methods):
-        probs, labels = pooled_predictions(_method_folders(out, records, method))
-        report = calibration_report(probs, labels, n_bins=n_bins)
-        n_runs = sum(r["method"] == method for r in records)
-        plot_reliability_diagram(report, title=f"{task.name}, {method} ({n_runs} seed(s) pooled)",
+    panels = [*((m, False) for m in methods), *((m, True) for m in ensembled)]
+    fig = _figure(figsize=(4.2 * len(panels), 5.6))
+    axes = fig.subplots(2, len(panels), sharex=True, sharey="row", height_ratios=[3, 1], squeeze=False)
+    for column, (method, ensemble) in enumerate(panels):
+        folders = _method_folders(out, records, method)
+        if ensemble:
+            _, probs, labels = mean_probabilities(folders, "eval_predictions.jsonl")
+            title = f"{task.name}, {method}: ensemble of {len(folders)}"
+        else:
+            probs, labels = pooled_predictions(folders)
+            title = f"{task.name}, {method} ({len(folders)} seed(s) pooled)"
+        plot_reliability_diagram(calibration_report(probs, labels, n_bins=n_bins), title=title,
                                  axes=(axes[0, column], axes[1, column]))
     fig.savefig(out / "reliability.png", dpi=80)
     return "reliability.png"

@@ -121,6 +121,9 @@ def _regression_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[str
 # ------------------------------------------------------------------------------ prediction files
 PREDICTIONS_FILE = "eval_predictions.jsonl"
 TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
+#: With --temperature_scaling --calibration_file: the kept model's probabilities on the calibration file,
+#: before T (what the comparison's ensemble fits its own T on).
+CALIBRATION_PREDICTIONS_FILE = "calibration_predictions.jsonl"
 DIAGRAM_FILE = "eval_reliability_diagram.png"
 CALIBRATION_FILE = "eval_calibration.json"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import logits_of
+from .evaluation import CALIBRATION_PREDICTIONS_FILE, logits_of, write_predictions
 from .levels import final_projection
 from .output_dir import write_text_atomic
 
@@ -160,5 +160,8 @@ def apply_temperature_scaling(trainer, task, cal_args, raw, tokenised, eval_logi
                   "weight and bias of the last nn.Linear with out_features == num_labels", "before": before,
                   "after": after}
         write_text_atomic(Path(args.output_dir, TEMPERATURE_FILE), json.dumps(record, indent=2))
+        if split.calibration_rows is None:  # the calibration-file rows are in no other prediction file
+            write_predictions(os.path.join(args.output_dir, CALIBRATION_PREDICTIONS_FILE), raw["calibration"],
+                              cal_logits, task)
     return out
 

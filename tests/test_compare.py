@@ -94,6 +94,55 @@ def test_report_numbers_are_the_runs_numbers(comparison):
 
 
 @pytest.mark.slow
+def test_ensemble_rows_are_the_seeds_mean_probabilities_scored(comparison):
+    """summary.ensemble.<method> equals, to 1e-9, the seeds' eval_predictions.jsonl averaged per example
+    and scored by hand (tests/ensemble_oracle.py: accuracy, NLL, 15-bin ECE, signed gap, AURC)."""
+    from ensemble_oracle import hand_ensemble
+
+    out, _ = comparison
+    report = json.loads((out / "comparison.json").read_text())
+    text = (out / "comparison.md").read_text()
+    assert "## Ensemble of 2 seeds" in text and "reliability" in report["plots"]
+    for method in METHODS:
+        expected = hand_ensemble([out / f"{method}-seed{s}" for s in SEEDS])
+        got = report["summary"]["ensemble"][method]
+        assert got["members"] == 2 and got["eval_samples"] == 40
+        for key, value in expected.items():
+            assert got[f"eval_{key}"] == pytest.approx(value, abs=1e-9), (method, key)
+        assert got["eval_loss"] == pytest.approx(expected["nll"], abs=1e-9)
+        assert f"| {method} | 2 | {got['eval_accuracy']:.4f} | {got['eval_loss']:.4f} | {got['eval_ece']:.4f} |" in text
+
+
+@pytest.mark.slow
+def test_a_method_with_one_seed_has_no_ensemble_row(comparison, tmp_path):
+    from mixup_trainer.compare import _load, write_report
+    from mixup_trainer.tasks import get_task
+
+    out, _ = comparison
+    for method in METHODS:
+        shutil.copytree(out / f"{method}-seed1", tmp_path / f"{method}-seed1",
+                        ignore=shutil.ignore_patterns("*.safetensors", "checkpoint-*"))
+    records = [_load(dict(method=m, seed=1, dir=tmp_path / f"{m}-seed1")) for m in METHODS]
+    report = write_report(tmp_path, get_task("sst2"), records, list(METHODS), [1], 15)
+    assert "ensemble" not in report["summary"] and "Ensemble" not in (tmp_path / "comparison.md").read_text()
+
+
+@pytest.mark.slow
+def test_rerun_of_a_finished_comparison_adds_the_ensemble_rows_without_training(comparison, tiny_bert, sst2_sample_dir):
+    out, _ = comparison
+    models = {p: p.stat().st_mtime_ns for p in out.glob("*-seed*/model.safetensors")}
+    report = json.loads((out / "comparison.json").read_text())
+    del report["summary"]["ensemble"]  # a report written before the ensemble rows existed
+    (out / "comparison.json").write_text(json.dumps(report))
+    (out / "comparison.md").write_text("old report\n")
+    stdout = run_compare(out, tiny_bert, sst2_sample_dir)
+    assert "4 of 4 runs already finished" in stdout and "[compare] 0 run(s) in" in stdout
+    assert set(json.loads((out / "comparison.json").read_text())["summary"]["ensemble"]) == set(METHODS)
+    assert "## Ensemble of 2 seeds" in (out / "comparison.md").read_text()
+    assert len(models) == 4 and models == {p: p.stat().st_mtime_ns for p in models}
+
+
+@pytest.mark.slow
 def test_progress_lines_not_a_log_wall(comparison):
     _, stdout = comparison
     for i, (seed, method) in enumerate(((s, m) for s in SEEDS for m in METHODS), 1):

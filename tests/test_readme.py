@@ -55,12 +55,22 @@ def test_named_project_files_exist():
 
 def test_readme_is_short_and_links_the_docs():
     """At most 300 lines (it is also the PyPI long description); the two commands and the Hub form stay
-    in it; nothing tied to one afternoon's machine load; every docs page is linked from it."""
+    in it; a timing only beside the load it was measured at (idle and busy) and a link to how; every docs
+    page is linked from it."""
     assert len(README.splitlines()) <= 300
     commands = section("## Two commands")
     assert "make demo" in commands and "make test" in commands and "--model_name_or_path bert-base-uncased" in commands
-    assert not re.search(r"\d+ min \d+ s|load average|\bload ~?\d", README)
+    timed = [s for s in re.split(r"(?<=\.)\s", README) if re.search(r"\d+ min \d+ s|\bload ~?\d", s)]
+    assert all("idle" in s and "busy processes" in s and "docs/contributing.md" in s for s in timed), timed
     pages = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*/**/*.md") if "benchmarks" not in p.parts)
     pages += sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))
     assert not [p for p in pages if f"]({p})" not in README and p != "docs/metric-card.md"]
     assert "make docs" in README and "long_description = file: README.md" in (REPO / "setup.cfg").read_text()
+
+
+def test_the_comparison_excerpt_is_the_demo_report_word_for_word():
+    """Every table row the README quotes from `make demo`'s report is a row of that report file."""
+    rows = [line for line in section("## Is MixUp worth it on my data? `--compare`").splitlines() if line.startswith("| ")]
+    report = (REPO / "benchmarks" / "results" / "demo" / "comparison.md").read_text(encoding="utf-8").splitlines()
+    assert len(rows) >= 7 and not [row for row in rows if row not in report]
+    assert "## Ensemble of 3 seeds" in "\n".join(report)

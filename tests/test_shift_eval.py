@@ -122,8 +122,11 @@ def test_comparison_reports_label_smoothing_and_the_shifted_sets(tiny_bert, sst2
     from mixup_trainer import cli
 
     out = tmp_path / "cmp"
+    dev = (DATA / "sst2" / "dev.tsv").read_text().splitlines()
+    (tmp_path / "cal.tsv").write_text("\n".join([dev[0], *dev[101:301]]) + "\n")  # not among the 80 scored
     cli.main([*base_args(tiny_bert, sst2_sample_dir)[1:], "--compare", "ls0.1", "--shift_eval_files", f"yelp={SHIFT / 'yelp.tsv'}",
-              "--compare_seeds", "1,2", "--output_dir", str(out), "--disable_tqdm", "true"])
+              "--compare_seeds", "1,2", "--output_dir", str(out), "--disable_tqdm", "true",
+              "--temperature_scaling", "--calibration_file", str(tmp_path / "cal.tsv")])
     report = json.loads((out / "comparison.json").read_text())
     assert report["methods"] == ["none", "ls0.1"]
     runs = {(r["method"], r["seed"]): r["best"] for r in report["runs"]}
@@ -135,3 +138,16 @@ def test_comparison_reports_label_smoothing_and_the_shifted_sets(tiny_bert, sst2
     assert "## Under shift: yelp (1000 examples, best epoch)" in text and "| ls0.1 − none | 2 |" in text
     assert (out / "risk_coverage.png").read_bytes()[:4] == b"\x89PNG"
     assert "pool the seeds' predictions" in text
+    # the seeds' ensemble, with its own T fitted on the mean calibration probabilities, in-domain and under shift
+    from ensemble_oracle import hand_ensemble, is_nll_minimum
+
+    for method in ("none", "ls0.1"):
+        folders = [out / f"{method}-seed{s}" for s in (1, 2)]
+        got = report["summary"]["ensemble"][method]
+        t, cal = got["temperature"], "calibration_predictions.jsonl"
+        assert is_nll_minimum(folders, t, cal)
+        for prefix, file, temperature in (("eval_", "eval_predictions.jsonl", 1.0), ("eval_ts_", "eval_predictions.jsonl", t),
+                                          ("yelp_", "yelp_predictions.jsonl", 1.0), ("yelp_ts_", "yelp_predictions.jsonl", t)):
+            for key, value in hand_ensemble(folders, file, temperature=temperature).items():
+                assert got[prefix + key] == pytest.approx(value, abs=1e-9), (method, prefix, key)
+    assert "### After temperature scaling" in text and "### Under shift: yelp (1000 examples)" in text
