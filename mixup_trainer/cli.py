@@ -17,7 +17,9 @@ arguments' checks, including ``DataFormatError`` and the parser's ``UsageError``
 ``huggingface_hub`` error), plus two things that are not bugs: a full disk, whatever raised it
 (safetensors and ``torch.save`` do not raise ``OSError``), and Ctrl-C, which prints "interrupted;
 rerun the same command to resume" and exits with 130 (a rerun resumes from the last checkpoint).
-Anything else is a bug and keeps its traceback.
+A scheduler's stop signal (SIGTERM, SIGUSR1, SIGUSR2) ends training with a checkpoint at the step it
+reached, prints "stopped by SIGTERM at step N: .../checkpoint-N saved; rerun the same command to
+resume" and exits with 75 (``preemption.py``). Anything else is a bug and keeps its traceback.
 
 Errors found at parse time come before any logging is set up; the argument dump is logged at debug
 level only, so a one-line error is not preceded by a hundred lines of arguments.
@@ -36,6 +38,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from .output_dir import is_disk_full, output_dir_lock
+from .preemption import PREEMPTED_EXIT_STATUS, Preempted, PreemptionCallback
 from .script_args import DATACLASS_TYPES, ScriptArgs
 from .tasks import get_task, hub_is_offline
 
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None, default_task: str | None = None, setup_l
         raise
     except (ValueError, OSError) as err:  # the arguments' own checks: a command-line mistake too
         raise UsageError(_one_line(err)) from err
+    guard = PreemptionCallback()  # a stop signal outside training raises Preempted (inside: see preemption.py)
+    guard.install()
     try:
         if args.run.compare is not None:
             from .compare import compare
@@ -222,6 +227,8 @@ def main(argv: list[str] | None = None, default_task: str | None = None, setup_l
         if clearer is None:
             raise
         raise clearer from err
+    finally:
+        guard.restore()
 
 
 def _hub_off_model_error(err: OSError, args: ScriptArgs) -> OSError | None:
@@ -277,6 +284,9 @@ def run(default_task: str | None = None, argv: list[str] | None = None) -> int:
             raise
         print(f"{prog}: {INTERRUPTED}", file=sys.stderr)
         return 130  # the shell's status for a process ended by SIGINT
+    except Preempted as err:  # SIGTERM / SIGUSR1 / SIGUSR2: a scheduler's stop; a requeue keys on the status
+        print(f"{prog}: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT_STATUS
     except Exception as err:
         if debug or not (isinstance(err, USER_ERRORS) or is_disk_full(err)):
             raise

@@ -25,6 +25,7 @@ from .collator import MixUpDataCollator
 from .data import pads_to_max_length, prepare_data, tokenise
 from .evaluation import TEST_PREDICTIONS_FILE, make_compute_metrics, write_eval_report, write_predictions
 from .model_loading import load_model_and_tokenizer
+from .preemption import Preempted
 from .output_dir import (
     check_output_dir, finish_run, holds_output_dir_lock, run_settings, start_run_folder, write_json_atomic,
 )
@@ -86,6 +87,9 @@ def main(args: ScriptArgs, progress=None) -> dict:
     all_metrics: dict = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
+        if trainer.preempted_by:  # a complete checkpoint at the step it stopped: nothing more, and not finished
+            step = trainer.preemption.stopped_at
+            raise Preempted(trainer.preempted_by, os.path.join(training_args.output_dir, f"checkpoint-{step}"), step)
         trainer.save_model()  # the best epoch's weights when load_best_model_at_end
         # The whole run's mean loss, also after a resume (the Trainer's covers the resumed part only).
         metrics = {**result.metrics, "train_loss": trainer.whole_run_train_loss, "train_samples": len(raw["train"])}

@@ -170,6 +170,7 @@ class RunScriptTrainer(FinalCheckpointKept, DiskFullSaves, ExactLossResume, MixU
 
     def __init__(self, *args, script_args=None, data_summary: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.stop_on_preemption_signals()  # on by default in the run scripts (--enable_jit_checkpoint: the same)
         self.script_args = script_args
         self.data_summary = data_summary or {}
         self.eval_metrics: dict | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import numpy as np
 from transformers import Trainer
@@ -11,6 +12,7 @@ from .arguments import MixUpTrainingArguments
 from .collator import MixUpDataCollator
 from .hooks import get_or_attach_hooks
 from .levels import unwrap_model
+from .preemption import STOP_SIGNALS, PreemptionCallback
 from .mixing import (
     MixUpPlan,
     align_for_mixing,
@@ -53,7 +55,19 @@ class MixUpTrainer(Trainer):
         processing_class = kwargs.get("processing_class")
         if data_collator is None and hasattr(processing_class, "pad"):
             data_collator = MixUpDataCollator(processing_class)
+        handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
         super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
+        #: Stops training at a step boundary with a complete checkpoint on SIGTERM / SIGUSR1 / SIGUSR2
+        #: (preemption.py): with enable_jit_checkpoint=True here, always in the run scripts.
+        self.preemption: PreemptionCallback | None = None
+        if getattr(args, "enable_jit_checkpoint", False):
+            # transformers' JIT checkpoint saves before the optimizer step: ours at the step boundary
+            from transformers.trainer_jit_checkpoint import JITCheckpointCallback
+
+            self.remove_callback(JITCheckpointCallback)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            self.stop_on_preemption_signals()
         self.mixup_hooks = None
         self._sequence_classifier = True
         self.mixup_levels: tuple[int, ...] = ()
@@ -64,6 +78,18 @@ class MixUpTrainer(Trainer):
         self._warned_single_row = False
         if self.model is not None:
             self._setup_mixup(self.model)
+
+    def stop_on_preemption_signals(self) -> None:
+        """From the next ``train()`` on, SIGTERM / SIGUSR1 / SIGUSR2 end training after the optimizer step
+        under way, with a complete checkpoint at that step (see ``mixup_trainer.preemption``)."""
+        if self.preemption is None:
+            self.preemption = PreemptionCallback()
+            self.add_callback(self.preemption)
+
+    @property
+    def preempted_by(self) -> str | None:
+        """The name of the signal that stopped the last ``train()`` early, else None."""
+        return signal.Signals(self.preemption.received).name if self.preemption and self.preemption.received else None
 
     # ----------------------------------------------------------------------------------- setup
     def _setup_mixup(self, model) -> None:

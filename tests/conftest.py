@@ -79,6 +79,7 @@ def ece_module():
 #: Tests that start several training processes at once (torchrun with 2 ranks, two runs side by side): one
 #: after another on one worker rather than beside each other.
 MULTI_PROCESS = ("tests/test_distributed.py::", "tests/test_run_scripts.py::test_two_process_torchrun",
+                 "tests/test_preemption.py::test_data_parallel_signal_to_one_rank_or_the_launcher_stops_every_rank_at_one_step",
                  "tests/test_safety.py::test_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run",
                  "tests/test_mixed_precision.py::test_bf16_rerun_after_sigkill_is_bit_equal_to_an_uninterrupted_run")
 #: The users of each module-scoped fixture that trains (or reads every real file): together, so the fixture
@@ -95,6 +96,8 @@ SHARED_FIXTURE_USERS = {
              "tests/test_tasks.py::test_boolq_jsonl_labels", "tests/test_tasks.py::test_random_sample"),
     "decoder_model": ("tests/test_decoders.py::test_levels_match_the_hand_written_table",
                       "tests/test_decoders.py::test_lambda_one_is_clean_and_mixing_matches_a_hand_replacement"),
+    "uninterrupted_run": ("tests/test_preemption.py::",),  # test_preemption: one uninterrupted run, many stopped
+    "trained": ("tests/test_trainer_internals.py::",),
     "mpnet": ("tests/test_integration.py::test_real_mpnet_from_pypi_trains_with_manifold_mixup_and_saves_a_plain_mpnet",
               "tests/test_docs_shell.py::test_shell_block_runs[mpnet-"),  # one download of the PyPI model
     "family_model": ("tests/test_families.py::test_generic_levels_match_the_hand_written_table",
