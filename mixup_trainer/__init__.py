@@ -11,8 +11,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 #: parse their command line, and refuse a mistyped one, before the trainer, datasets and models load.
 _EXPORTS = {
     "MixUpTrainingArguments": "arguments",
-    **dict.fromkeys(("BootstrapInterval", "CalibrationReport", "aurc", "bootstrap_calibration_error", "brier_score",
-                     "calibration_report", "classwise_calibration_error", "expected_calibration_error",
+    **dict.fromkeys(("BootstrapInterval", "CalibrationReport", "augrc", "aurc", "bootstrap_calibration_error",
+                     "brier_score", "calibration_report", "classwise_calibration_error", "expected_calibration_error",
                      "fit_temperature", "maximum_calibration_error", "negative_log_likelihood", "overconfidence",
                      "plot_reliability_diagram", "plot_risk_coverage", "risk_coverage_curve", "smooth_ece"),
                     "calibration"),
@@ -44,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BootstrapInterval",
     "CalibrationReport",
+    "augrc",
     "aurc",
     "bootstrap_calibration_error",
     "classwise_calibration_error",

@@ -46,7 +46,7 @@ from .script_args import arm_overrides
 REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png", "risk_coverage.png")
 # (key suffix, column title); the task metric comes first. Missing keys (regression) are left out.
 COLUMNS = (("loss", "test loss"), ("ece", "ECE"), ("overconfidence", "gap (conf − acc)"), ("nll", "NLL"),
-           ("aurc", "AURC"))
+           ("aurc", "AURC"), ("augrc", "AUGRC"))
 
 
 def mean_se(values) -> tuple[float, float | None]:

@@ -54,7 +54,8 @@ def make_compute_metrics(metric: str = "accuracy", n_bins: int = 15) -> Callable
     `adaptive_ece` (equal-mass bins), `classwise_ece`, `smece` (relplot's smooth ECE) and
     `overconfidence` (mean confidence − accuracy: > 0 over-confident, < 0 under-confident), all with
     `n_bins` bins where they bin; and `aurc`, the area under the risk–coverage curve of selective
-    prediction (lower is better: are the confident predictions the right ones?).
+    prediction (lower is better: are the confident predictions the right ones?), and `augrc`, the area
+    under the generalized risk–coverage curve (Traub et al., 2024; see `calibration.selective`).
 
     Regression (predictions `[N]` or `[N, 1]`: a `num_labels=1` head): `pearson`, `spearmanr`, `mse`,
     whatever `metric` says, and no calibration metrics.
@@ -101,7 +102,7 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray, metric: str,
         out[metric] = float(f1_score(labels, predicted, average="binary" if binary else "macro"))
     out.update(ece=report.ece, mce=report.mce, brier=report.brier, nll=report.nll, adaptive_ece=adaptive,
                classwise_ece=classwise, smece=smooth_ece(logits, labels, from_logits=True),
-               overconfidence=report.overconfidence, aurc=report.aurc)
+               overconfidence=report.overconfidence, aurc=report.aurc, augrc=report.augrc)
     return out
 
 

@@ -14,7 +14,8 @@ def read(path: Path) -> tuple[list, np.ndarray, np.ndarray]:
 
 def scores(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict:
     """accuracy, NLL, ECE (n_bins equal-width bins, closed on the right, 0 in the first), signed gap
-    (mean confidence − accuracy) and AURC (mean over k of the error rate of the k most confident, ties sharing their mean error)."""
+    (mean confidence − accuracy) and AURC (mean over k of the error rate of the k most confident, ties sharing their mean error) and
+    AUGRC (mean over k of coverage k/n times that error rate)."""
     n = len(labels)
     conf, hits = probs.max(axis=1), probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -31,7 +32,7 @@ def scores(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict:
         risks.append((errors[:start].sum() + (k - start) * errors[start:stop].mean()) / k)
     return {"accuracy": hits.mean(), "nll": -np.mean(np.log(probs[np.arange(n), labels])), "ece": ece,
             "overconfidence": conf.mean() - hits.mean(),
-            "aurc": np.mean(risks)}
+            "aurc": np.mean(risks), "augrc": np.mean(np.asarray(risks) * np.arange(1, n + 1) / n)}
 
 
 def mean_probs(folders, file: str = "eval_predictions.jsonl"):

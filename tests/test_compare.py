@@ -60,7 +60,7 @@ def test_report_numbers_are_the_runs_numbers(comparison):
     out, stdout = comparison
     report = json.loads((out / "comparison.json").read_text())
     assert report["methods"] == list(METHODS) and report["seeds"] == list(SEEDS)
-    keys = ["eval_accuracy", "eval_loss", "eval_ece", "eval_overconfidence", "eval_nll", "eval_aurc"]
+    keys = ["eval_accuracy", "eval_loss", "eval_ece", "eval_overconfidence", "eval_nll", "eval_aurc", "eval_augrc"]
     assert list(report["columns"]["best"]) == keys and list(report["columns"]["last"]) == keys
     runs = {(m, s): own_files(out, m, s) for m in METHODS for s in SEEDS}
     for where, index in (("best", 0), ("last", 1)):

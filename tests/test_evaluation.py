@@ -8,7 +8,7 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from mixup_trainer.calibration import aurc, calibration_report, expected_calibration_error, smooth_ece
+from mixup_trainer.calibration import augrc, aurc, calibration_report, expected_calibration_error, smooth_ece
 from mixup_trainer.evaluation import ECE_METRIC_PATH, make_compute_metrics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +40,7 @@ def test_classification_metrics(metric, n_classes):
                 "classwise_ece": expected_calibration_error(logits, labels, n_bins=10, from_logits=True,
                                                             classwise=True),
                 "smece": smooth_ece(logits, labels, from_logits=True),
-                "aurc": aurc(logits, labels, from_logits=True)}
+                "aurc": aurc(logits, labels, from_logits=True), "augrc": augrc(logits, labels, from_logits=True)}
     # the signed gap, from an independent softmax: mean top-label confidence − accuracy
     expected["overconfidence"] = softmax(logits.astype(np.float64), axis=-1).max(-1).mean() - expected["accuracy"]
     if metric == "matthews_correlation":

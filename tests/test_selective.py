@@ -182,3 +182,45 @@ def test_aurc_is_not_the_ece():
     probs = [[0.9, 0.1], [0.7, 0.3]]
     good, bad = calibration_report(probs, [0, 1], n_bins=1), calibration_report(probs, [1, 0], n_bins=1)
     assert good.ece == pytest.approx(bad.ece) and math.isclose(good.aurc, 0.25) and math.isclose(bad.aurc, 0.75)
+
+
+# ------------------------------------------------------------------------------------------- AUGRC
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_augrc_is_the_mean_generalized_risk_of_the_definition(seed):
+    """AUGRC = mean over k of (errors among the k most confident) / n, from the plain loop."""
+    from mixup_trainer.calibration import augrc
+
+    rng = np.random.default_rng(seed)
+    probs, labels = softmax(rng.normal(size=(40, 3)), axis=1), rng.integers(0, 3, 40)
+    coverage, risk = _loop(probs, labels)
+    expected = sum(c * r for c, r in zip(coverage, risk)) / len(labels)
+    assert augrc(probs, labels) == pytest.approx(expected, abs=1e-12)
+    assert calibration_report(probs, labels).augrc == pytest.approx(expected, abs=1e-12)
+
+
+def test_augrc_hand_computed():
+    """Confidences 0.9 (right), 0.8 (wrong), 0.7 (right), 0.6 (wrong): errors among the top k are 0, 1, 1, 2;
+    generalized risks 0/4, 1/4, 1/4, 2/4, mean 0.25."""
+    from mixup_trainer.calibration import augrc
+
+    probs = [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]]
+    assert augrc(probs, [0, 0, 0, 0]) == pytest.approx(0.25, abs=1e-15)
+
+
+def test_augrc_known_values_perfect_random_and_perfect_ranking():
+    """0 without errors; about (1 − acc) / 2 when the confidence ignores correctness; (1 − acc)² / 2 when
+    every error is less confident than every hit (Traub et al., 2024)."""
+    from mixup_trainer.calibration import augrc
+
+    rng = np.random.default_rng(0)
+    n, error_rate = 20_000, 0.3
+    wrong = rng.random(n) < error_rate
+    conf = rng.uniform(0.5, 1.0, n)  # independent of correctness
+    probs = np.stack([conf, 1 - conf], axis=1)
+    labels = np.where(wrong, 1, 0)
+    assert augrc(probs, np.zeros(n, dtype=int)) == 0.0
+    e = wrong.mean()
+    assert augrc(probs, labels) == pytest.approx(e / 2, abs=0.01)
+    ranked = np.where(wrong, 0.5 + 0.2 * conf - 0.1, 0.8 + 0.2 * (conf - 0.5))  # every error below every hit
+    ranked_probs = np.stack([ranked, 1 - ranked], axis=1)
+    assert augrc(ranked_probs, labels) == pytest.approx(e ** 2 / 2, abs=1e-3)

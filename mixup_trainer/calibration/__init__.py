@@ -45,12 +45,13 @@ from .metrics import (  # noqa: F401
     smooth_ece,
 )
 from .plotting import plot_reliability_diagram, plot_risk_coverage
-from .selective import aurc, risk_coverage_curve
+from .selective import augrc, aurc, risk_coverage_curve
 from .temperature import TEMPERATURE_BOUNDS, fit_temperature  # noqa: F401
 
 __all__ = [
     "BootstrapInterval",
     "CalibrationReport",
+    "augrc",
     "aurc",
     "bootstrap_calibration_error",
     "brier_score",

@@ -61,6 +61,7 @@ class CalibrationReport:
     binning: str = "equal_width"
     overconfidence: float = float("nan")  # mean confidence − accuracy (signed; > 0: over-confident)
     aurc: float = float("nan")  # area under the top-label risk–coverage curve (selective.py), whatever ``confidence``
+    augrc: float = float("nan")  # area under the generalized risk–coverage curve (selective.py), top label
 
     def calibration_error(self, norm: str = "l1") -> float:
         """The calibration error under ``norm`` ("l1" = ECE, "l2" = RMSCE, "max" = MCE)."""
@@ -111,7 +112,7 @@ def calibration_report(
         top_conf, top_hits = conf, hits
     else:  # the same numbers _top_label gives for "top_label" (the max of these probabilities, bit for bit)
         top_conf, top_hits = probs.max(axis=1), probs.argmax(axis=1) == labels_arr
-    risk = _risk_coverage(top_conf, top_hits)[1]
+    coverage, risk = _risk_coverage(top_conf, top_hits)
     return CalibrationReport(
         ece=float(_errors(counts, gaps, "l1")),
         mce=float(_errors(counts, gaps, "max")),
@@ -129,6 +130,7 @@ def calibration_report(
         binning=binning,
         overconfidence=float(gaps.sum() / len(labels_arr)),
         aurc=float(risk.mean()),
+        augrc=float((coverage * risk).mean()),
     )
 
 

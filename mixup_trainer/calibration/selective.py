@@ -1,4 +1,4 @@
-"""Selective prediction: the risk–coverage curve and the area under it (AURC).
+"""Selective prediction: the risk–coverage curve and the areas under it (AURC, AUGRC).
 
 A model that may abstain answers only its most confident examples. Sort the N examples by top-label
 confidence, most confident first; keeping the k first (k = 1..N) gives coverage k/N and risk = the
@@ -6,6 +6,13 @@ error rate of those k. AURC is the mean of the N risks (Geifman & El-Yaniv, 2017
 is better. It asks whether the confident predictions are the right ones -- the ranking of the
 confidences -- which a low ECE does not imply (ECE compares average confidence with accuracy, and
 is unchanged when confidences are shuffled within a bin).
+
+AUGRC (Traub et al., NeurIPS 2024) takes the *generalized* risk instead: the share of all N examples
+that are kept and wrong, coverage × risk, so an error among the few most confident examples costs
+as much as one anywhere else, rather than dominating the low-coverage end of the curve. It is the
+mean of the N generalized risks, in [0, 0.5]: 0 for a classifier without errors, about
+(1 − accuracy) / 2 for confidences that ignore correctness, and (1 − accuracy)² / 2 for a perfect
+ranking (every error less confident than every hit), as N grows.
 
 Ties: examples with the same confidence cannot be ranked, so within each run of tied confidences
 every example counts with the run's mean error. The curve is then the expected curve over all
@@ -71,3 +78,16 @@ def aurc(predictions: Any, labels: Any, *, from_logits: bool = False) -> float:
     0.3333
     """
     return float(risk_coverage_curve(predictions, labels, from_logits=from_logits)[1].mean())
+
+
+def augrc(predictions: Any, labels: Any, *, from_logits: bool = False) -> float:
+    """Area under the generalized risk–coverage curve: the mean over k of (errors among the k most
+    confident) / N, i.e. of coverage × risk of :func:`risk_coverage_curve` (ties as there).
+
+    In [0, 0.5], lower is better (see the module docstring for its values at the extremes).
+
+    >>> augrc([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]], [0, 0, 0, 1])  # (0 + 1 + 1 + 2) / 4 / 4
+    0.25
+    """
+    coverage, risk = risk_coverage_curve(predictions, labels, from_logits=from_logits)
+    return float((coverage * risk).mean())
