@@ -77,48 +77,37 @@ def rerun_bit_equal(uninterrupted_run, argv, out, trains: int):
     return proc
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1"])
-def test_mid_epoch_signal_saves_that_step_and_the_rerun_is_bit_equal(uninterrupted_run, tiny_bert, sst2_sample_dir,
-                                                                       tmp_path, signal_name):
-    out = tmp_path / "run"
-    argv = args(tiny_bert, sst2_sample_dir, out)
-    proc = signalled("step=5", signal_name[3:], argv)  # between the epoch checkpoints: none exists yet
-    assert_stopped(proc, out, 5, signal_name)
-    assert trained_steps(proc.stdout) == 5 and [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-5"]
-    assert "eval_loss" not in proc.stdout  # no evaluation of a partial epoch
-    rerun_bit_equal(uninterrupted_run, argv, out, trains=19)
+#: Where the signal arrives: (signal_at.py's WHEN, the signal, the step of the checkpoint the run stops
+#: with (None: after training, where the final checkpoint is already there), steps the rerun trains).
+STAGES = {
+    "mid-epoch-SIGTERM": ("step=5", "SIGTERM", 5, 19),  # between the epoch checkpoints: none exists yet
+    "mid-epoch-SIGUSR1": ("step=5", "SIGUSR1", 5, 19),
+    "during-a-checkpoint-save": ("save=12", "SIGUSR2", 12, 12),
+    "during-an-epoch-evaluation": ("train_eval=1", "SIGTERM", 12, 12),
+    "during-the-final-evaluation": ("final_eval", "SIGTERM", None, 0),
+}
 
 
 @pytest.mark.slow
-def test_signal_during_a_checkpoint_save_stops_with_that_checkpoint(uninterrupted_run, tiny_bert, sst2_sample_dir, tmp_path):
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_signal_stops_at_a_step_boundary_and_the_rerun_is_bit_equal(uninterrupted_run, tiny_bert, sst2_sample_dir,
+                                                                        tmp_path, stage):
+    when, signal_name, step, trains = STAGES[stage]
     out = tmp_path / "run"
     argv = args(tiny_bert, sst2_sample_dir, out)
-    assert_stopped(signalled("save=12", "USR2", argv), out, 12, "SIGUSR2")
-    rerun_bit_equal(uninterrupted_run, argv, out, trains=12)
-
-
-@pytest.mark.slow
-def test_signal_during_an_epoch_evaluation_stops_after_it(uninterrupted_run, tiny_bert, sst2_sample_dir, tmp_path):
-    out = tmp_path / "run"
-    argv = args(tiny_bert, sst2_sample_dir, out)
-    proc = signalled("train_eval=1", "TERM", argv)
-    assert_stopped(proc, out, 12, "SIGTERM")
-    history = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["log_history"]
-    assert history[-1]["epoch"] == 1.0 and "eval_loss" in history[-1]  # the evaluation it interrupted, whole
-    rerun_bit_equal(uninterrupted_run, argv, out, trains=12)
-
-
-@pytest.mark.slow
-def test_signal_during_the_final_evaluation_leaves_an_unfinished_run(uninterrupted_run, tiny_bert, sst2_sample_dir, tmp_path):
-    out = tmp_path / "run"
-    argv = args(tiny_bert, sst2_sample_dir, out)
-    proc = signalled("final_eval", "TERM", argv)
-    assert_stopped(proc, out, None, "SIGTERM")
-    assert proc.stderr.strip().splitlines()[-1] == ("run_glue_mixup: stopped by SIGTERM before the run finished; "
-                                                    "rerun the same command to resume")
-    assert _complete(out / "checkpoint-24")  # the final checkpoint: the rerun trains nothing
-    rerun_bit_equal(uninterrupted_run, argv, out, trains=0)
+    proc = signalled(when, signal_name[3:], argv)
+    assert_stopped(proc, out, step, signal_name)
+    if stage.startswith("mid-epoch"):
+        assert trained_steps(proc.stdout) == 5 and [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-5"]
+        assert "eval_loss" not in proc.stdout  # no evaluation of a partial epoch
+    if stage == "during-an-epoch-evaluation":
+        history = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())["log_history"]
+        assert history[-1]["epoch"] == 1.0 and "eval_loss" in history[-1]  # the evaluation it interrupted, whole
+    if step is None:
+        assert proc.stderr.strip().splitlines()[-1] == ("run_glue_mixup: stopped by SIGTERM before the run finished; "
+                                                        "rerun the same command to resume")
+        assert _complete(out / "checkpoint-24")  # the final checkpoint: the rerun trains nothing
+    rerun_bit_equal(uninterrupted_run, argv, out, trains=trains)
 
 
 @pytest.mark.slow
