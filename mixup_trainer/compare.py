@@ -247,7 +247,7 @@ def _table(title: str, columns: dict, means: dict, paired: dict, extra: dict) ->
 def shift_names(results: dict) -> list[str]:
     """The shifted sets a run scored (``--shift_eval_files``): the prefixes of its ``NAME_samples`` keys."""
     return sorted(k.removesuffix("_samples") for k in results
-                  if k.endswith("_samples") and k not in ("eval_samples", "train_samples"))
+                  if k.endswith("_samples") and k not in ("eval_samples", "train_samples", "calibration_samples"))
 
 
 def _columns(records: list[dict], prefix: str, task) -> dict:

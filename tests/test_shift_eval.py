@@ -151,3 +151,4 @@ def test_comparison_reports_label_smoothing_and_the_shifted_sets(tiny_bert, sst2
             for key, value in hand_ensemble(folders, file, temperature=temperature).items():
                 assert got[prefix + key] == pytest.approx(value, abs=1e-9), (method, prefix, key)
     assert "### After temperature scaling" in text and "### Under shift: yelp (1000 examples)" in text
+    assert not [k for k in report["summary"]["ensemble"]["none"] if k.startswith("calibration_")]  # not a shifted set
