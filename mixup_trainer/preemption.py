@@ -67,6 +67,7 @@ class PreemptionCallback(TrainerCallback):
         self._in_training = False
         self._saved_step: int | None = None
         self._previous: dict = {}
+        self._flag_group = False  # no agreement (one process, or before training); see _setup_agreement
 
     # ------------------------------------------------------------------------------- handlers
     def install(self) -> None:
@@ -93,17 +94,24 @@ class PreemptionCallback(TrainerCallback):
         """The stop signal if any rank received one (every rank calls this at the same points)."""
         if self.received is None:
             local = self._local or 0
-            if args.world_size > 1:
+            if self._flag_group is not False:
                 import torch
                 import torch.distributed as dist
 
-                if dist.is_available() and dist.is_initialized():
-                    flag = torch.tensor([local], dtype=torch.int64,
-                                        device=args.device if dist.get_backend() == "nccl" else "cpu")
-                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                    local = int(flag.item())
+                flag = torch.tensor([local], dtype=torch.int64)  # on the CPU: no GPU synchronisation a step
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._flag_group)
+                local = int(flag.item())
             self.received = local or None
         return self.received
+
+    def _setup_agreement(self, args) -> None:
+        """Under data parallelism, the process group the stop flag is agreed in: a CPU (gloo) group, so
+        that the per-step all-reduce of one integer never waits on a GPU stream (None: the default group,
+        already gloo). It stays False for one process."""
+        import torch.distributed as dist
+
+        if args.world_size > 1 and dist.is_available() and dist.is_initialized() and self._flag_group is False:
+            self._flag_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None  # None: default
 
     def _stop(self, state, control, save: bool) -> None:
         control.should_training_stop = True
@@ -112,6 +120,7 @@ class PreemptionCallback(TrainerCallback):
         self.stopped_at = state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self._setup_agreement(args)  # every rank calls this: a new process group is collective
         self.install()
         self._in_training = True
 
