@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ensemble import ensemble_metrics, mean_probabilities
+from .ensemble import ensemble_metrics, mean_probabilities, read_predictions
+from .evaluation import PREDICTIONS_FILE
 from .output_dir import write_text_atomic
 from .script_args import arm_overrides
 
@@ -297,7 +298,7 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
         if f"shift_{name}_after_ts" in summary:
             lines += _table(f"Under shift: {name}, after the in-domain temperature", sections[f"shift_{name}_after_ts"][0],
                             *summary[f"shift_{name}_after_ts"].values(), {})
-    predictions = all((out / r["output_dir"] / "eval_predictions.jsonl").exists() for r in records)
+    predictions = all((out / r["output_dir"] / PREDICTIONS_FILE).exists() for r in records)
     ensembled = [m for m in methods if sum(r["method"] == m for r in records) >= 2] if predictions else []
     if ensembled and not task.is_regression:
         summary["ensemble"] = {m: ensemble_metrics(_method_folders(out, records, m), task, n_bins, shifted)
@@ -378,11 +379,10 @@ def plot_loss_curves(curves: dict[str, list[dict]], path: Path, title: str, xlab
     fig.savefig(path, dpi=90)
 
 
-def pooled_predictions(folders, file: str = "eval_predictions.jsonl") -> tuple[np.ndarray, np.ndarray]:
+def pooled_predictions(folders, file: str = PREDICTIONS_FILE) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of the runs in ``folders``, their prediction files concatenated."""
-    rows = [json.loads(line) for folder in folders
-            for line in (Path(folder) / file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return np.asarray([row["probs"] for row in rows]), np.asarray([row["label"] for row in rows])
+    runs = [read_predictions(Path(folder), file) for folder in folders]
+    return np.concatenate([probs for _, probs, _ in runs]), np.concatenate([labels for _, _, labels in runs])
 
 
 def _method_folders(out: Path, records: list[dict], method: str) -> list[Path]:
@@ -413,7 +413,7 @@ def plot_reliability(out: Path, task, records: list[dict], methods: list[str], n
     for column, (method, ensemble) in enumerate(panels):
         folders = _method_folders(out, records, method)
         if ensemble:
-            _, probs, labels = mean_probabilities(folders, "eval_predictions.jsonl")
+            _, probs, labels = mean_probabilities(folders, PREDICTIONS_FILE)
             title = f"{task.name}, {method}: ensemble of {len(folders)}"
         else:
             probs, labels = pooled_predictions(folders)

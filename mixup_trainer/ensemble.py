@@ -60,37 +60,43 @@ def ensemble_metrics(folders: list[Path], task, n_bins: int, shift_names: list[s
     """The ensemble of the runs in ``folders`` scored like one run: the keys of a run's all_results.json
     (``eval_*``, ``eval_ts_*`` and ``temperature`` with temperature scaling, ``NAME_*`` per shifted set)
     and ``members``."""
-    from .calibration import fit_temperature
-
     compute = make_compute_metrics(task.metric, n_bins=n_bins)
     idx, probs, labels = mean_probabilities(folders, PREDICTIONS_FILE)
     logits = ensemble_logits(probs)
-    out = {"members": len(folders)}
-    temperature, scored = None, np.arange(len(idx))
-    split_file = folders[0] / TEMPERATURE_FILE
-    if split_file.exists():
-        split = json.loads(split_file.read_text(encoding="utf-8"))
-        position = {i: p for p, i in enumerate(idx)}
-        scored = np.asarray([position[i] for i in split["scored_idx"]])
-        if split["calibration_source"].startswith("file"):
-            have = all((folder / CALIBRATION_PREDICTIONS_FILE).exists() for folder in folders)
-            cal = mean_probabilities(folders, CALIBRATION_PREDICTIONS_FILE) if have else None
-            cal_logits, cal_labels = (ensemble_logits(cal[1]), cal[2]) if cal else (None, None)
-        else:
-            rows = np.asarray([position[i] for i in split["calibration_idx"]])
-            cal_logits, cal_labels = logits[rows], labels[rows]
-        if cal_logits is not None:
-            temperature = fit_temperature(cal_logits, cal_labels)
-            out["temperature"] = temperature
-    before = compute((logits[scored], labels[scored]))
-    out.update({f"eval_{k}": v for k, v in before.items()}, eval_loss=before["nll"], eval_samples=len(scored))
+    temperature, scored = _ensemble_temperature(folders, idx, logits, labels)
+
+    def score(prefix: str, z: np.ndarray, y: np.ndarray) -> dict:  # as a run: NAME_*, NAME_loss, NAME_ts_*
+        before = compute((z, y))
+        out = {**{f"{prefix}_{k}": v for k, v in before.items()}, f"{prefix}_loss": before["nll"]}
+        if temperature is not None:
+            out.update({f"{prefix}_ts_{k}": v for k, v in compute((z / temperature, y)).items()})
+        return out
+
+    out = {"members": len(folders), **score("eval", logits[scored], labels[scored]), "eval_samples": len(scored)}
     if temperature is not None:
-        out.update({f"eval_ts_{k}": v for k, v in compute((logits[scored] / temperature, labels[scored])).items()})
+        out["temperature"] = temperature
     for name in shift_names:
         _, shift_probs, shift_labels = mean_probabilities(folders, f"{name}_predictions.jsonl")
-        shift_logits = ensemble_logits(shift_probs)
-        before = compute((shift_logits, shift_labels))
-        out.update({f"{name}_{k}": v for k, v in before.items()}, **{f"{name}_loss": before["nll"]})
-        if temperature is not None:
-            out.update({f"{name}_ts_{k}": v for k, v in compute((shift_logits / temperature, shift_labels)).items()})
+        out.update(score(name, ensemble_logits(shift_probs), shift_labels))
     return out
+
+
+def _ensemble_temperature(folders: list[Path], idx: list, logits: np.ndarray, labels: np.ndarray):
+    """(the ensemble's T or None, the positions of the scored examples), from the first seed's
+    temperature-scaling record: its split's calibration rows, or the members' calibration-file
+    predictions (None when a member lacks them)."""
+    from .calibration import fit_temperature
+
+    record = folders[0] / TEMPERATURE_FILE
+    if not record.exists():
+        return None, np.arange(len(idx))
+    split = json.loads(record.read_text(encoding="utf-8"))
+    position = {i: p for p, i in enumerate(idx)}
+    scored = np.asarray([position[i] for i in split["scored_idx"]])
+    if not split["calibration_source"].startswith("file"):
+        rows = np.asarray([position[i] for i in split["calibration_idx"]])
+        return fit_temperature(logits[rows], labels[rows]), scored
+    if not all((folder / CALIBRATION_PREDICTIONS_FILE).exists() for folder in folders):
+        return None, scored
+    _, cal_probs, cal_labels = mean_probabilities(folders, CALIBRATION_PREDICTIONS_FILE)
+    return fit_temperature(ensemble_logits(cal_probs), cal_labels), scored
