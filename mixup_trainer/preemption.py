@@ -120,6 +120,8 @@ class PreemptionCallback(TrainerCallback):
         self.stopped_at = state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # a new train() (e.g. the resume of a stopped one on the same trainer) starts with no stop pending
+        self.received = self.stopped_at = self._local = self._saved_step = None
         self._setup_agreement(args)  # every rank calls this: a new process group is collective
         self.install()
         self._in_training = True

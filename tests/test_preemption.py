@@ -242,8 +242,10 @@ def test_mixup_trainer_with_enable_jit_checkpoint_stops_at_the_step_and_resumes_
     assert signal.getsignal(signal.SIGTERM) is before
     checkpoint = tmp_path / "stopped" / "checkpoint-3"
     assert _complete(checkpoint) and (checkpoint / "optimizer.pt").is_file() and (checkpoint / "rng_state.pth").is_file()
-    resumed = trainer(tmp_path / "stopped")
+    resumed = trainer(tmp_path / "stopped")  # a new trainer, as in a requeued job
     resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert resumed.state.global_step == 8
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    stopped.train(resume_from_checkpoint=str(checkpoint))  # the same trainer, as the warning suggests
+    for again in (resumed, stopped):
+        assert again.state.global_step == 8 and again.preempted_by is None
+        for (name, a), b in zip(full.model.state_dict().items(), again.model.state_dict().values()):
+            assert torch.equal(a, b), name
