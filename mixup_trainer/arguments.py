@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .mixing import MIXUP_METHODS, MIXUP_PAD_TOKENS, MIXUP_PADDINGS, MIXUP_PARTNERS
+from .mixing import MIXUP_METHODS, MIXUP_OBJECTIVES, MIXUP_PAD_TOKENS, MIXUP_PADDINGS, MIXUP_PARTNERS, SimilarityKernel
+
+#: λ ~ Beta(α, α) when --mixup_alpha is not given: the paper's 1.0 for MixUp, and for RegMixup a large α
+#: (λ near ½, far from the data: the clean term keeps the model on it); Pinto et al. use 10 or 20.
+DEFAULT_ALPHA = {"mix": 1.0, "regmix": 10.0}
 
 
 def parse_layers(value) -> tuple[int, ...] | None:
@@ -39,9 +43,35 @@ class MixUpTrainingArguments(TrainingArguments):
             "choices": list(MIXUP_METHODS),
         },
     )
-    mixup_alpha: float = field(
+    mixup_alpha: float | None = field(
+        default=None,
+        metadata={"help": "λ ~ Beta(α, α) once per batch; α = 0 turns mixing off (ERM). Default: 1.0, or 10 with "
+                  "--mixup_objective regmix (RegMixup's large α; its authors use 10 or 20)."},
+    )
+    mixup_objective: str = field(
+        default="mix",
+        metadata={
+            "help": "mix = MixUp: the loss on the mixed batch alone (the paper); regmix = RegMixup (Pinto et al., 2022): "
+            "CE on the clean batch + η · the MixUp loss, in one forward pass over the batch and its mixed copy "
+            "(2x rows: about 2x the step time and activation memory).",
+            "choices": list(MIXUP_OBJECTIVES),
+        },
+    )
+    mixup_reg_weight: float = field(
         default=1.0,
-        metadata={"help": "λ ~ Beta(α, α) once per batch; α = 0 turns mixing off (ERM)."},
+        metadata={"help": "RegMixup's η: loss = CE(clean) + η · MixUp loss (--mixup_objective regmix only)."},
+    )
+    mixup_similarity_kernel: bool = field(
+        default=False,
+        metadata={"help": "Similarity-kernel MixUp (Bouniot et al., 2025): warp each pair's λ by the pair's distance "
+                  "at the mixing level relative to the batch's, so close pairs mix strongly and distant ones hardly."},
+    )
+    mixup_kernel_tau_max: float = field(
+        default=1.0, metadata={"help": "The similarity kernel's amplitude τ_max (the authors' default 1)."}
+    )
+    mixup_kernel_tau_std: float = field(
+        default=0.5, metadata={"help": "The similarity kernel's width τ_std, in units of the batch's mean distance "
+                               "(the authors' default 0.5)."}
     )
     mixup_layers: str | None = field(
         default=None,
@@ -96,10 +126,29 @@ class MixUpTrainingArguments(TrainingArguments):
             raise ValueError(f"mixup_pad_token must be one of {MIXUP_PAD_TOKENS}, got {self.mixup_pad_token!r}")
         if self.mixup_partners not in MIXUP_PARTNERS:
             raise ValueError(f"mixup_partners must be one of {MIXUP_PARTNERS}, got {self.mixup_partners!r}")
-        if not 0 <= self.mixup_alpha < math.inf:  # also rejects NaN; inf would make every λ NaN
+        if self.mixup_objective not in MIXUP_OBJECTIVES:
+            raise ValueError(f"mixup_objective must be one of {MIXUP_OBJECTIVES}, got {self.mixup_objective!r}")
+        if self.mixup_alpha is not None and not 0 <= self.mixup_alpha < math.inf:  # NaN too; inf: every λ NaN
             raise ValueError(
                 f"mixup_alpha must be >= 0 and finite (λ ~ Beta(α, α); 0 = no mixing), got {self.mixup_alpha}"
             )
+        if not 0 < self.mixup_reg_weight < math.inf:
+            raise ValueError(f"mixup_reg_weight (RegMixup's η) must be positive and finite, got {self.mixup_reg_weight}")
+        if self.mixup_reg_weight != 1.0 and self.mixup_objective != "regmix":
+            raise ValueError(f"mixup_reg_weight={self.mixup_reg_weight} weighs RegMixup's mixed term: it needs "
+                             "mixup_objective='regmix' (got 'mix', where the mixed loss is the whole loss).")
+        if not (0 < self.mixup_kernel_tau_max < math.inf and 0 < self.mixup_kernel_tau_std < math.inf):
+            raise ValueError(f"mixup_kernel_tau_max and mixup_kernel_tau_std must be positive and finite, got "
+                             f"{self.mixup_kernel_tau_max} and {self.mixup_kernel_tau_std}")
+        variant = [f for f, on in (("mixup_objective='regmix'", self.mixup_objective == "regmix"),
+                                   ("mixup_similarity_kernel", self.mixup_similarity_kernel)) if on]
+        if variant and self.mixup_method == "none":
+            raise ValueError(f"{' and '.join(variant)} with mixup_method='none': nothing is mixed. Choose where to mix "
+                             "(--mixup_method cls, input or manifold; in a comparison, an arm such as manifold+reg or manifold+sk).")
+        if self.mixup_similarity_kernel and self.torch_compile:
+            raise ValueError("mixup_similarity_kernel with torch_compile: the kernel warps λ with SciPy's incomplete "
+                             "beta function on the host, which a compiled graph cannot hold. Drop --torch_compile, or "
+                             "--mixup_similarity_kernel.")
         if not 0.0 <= self.mixup_start < 1.0:
             raise ValueError(f"mixup_start is a fraction of training in [0, 1), got {self.mixup_start}")
         layers = parse_layers(self.mixup_layers)
@@ -125,8 +174,21 @@ class MixUpTrainingArguments(TrainingArguments):
     __repr__ = __str__  # @dataclass would otherwise generate a repr that prints hub_token in clear
 
     @property
+    def alpha(self) -> float:
+        """The α of λ ~ Beta(α, α): --mixup_alpha, else the objective's default (``DEFAULT_ALPHA``). The
+        field stays unset when not given, so a comparison's RegMixup arm gets RegMixup's own default."""
+        return DEFAULT_ALPHA[self.mixup_objective] if self.mixup_alpha is None else self.mixup_alpha
+
+    @property
     def mixup_enabled(self) -> bool:
-        return self.mixup_method != "none" and self.mixup_alpha > 0
+        return self.mixup_method != "none" and self.alpha > 0
+
+    @property
+    def similarity_kernel(self) -> SimilarityKernel | None:
+        """The kernel that warps each pair's λ (--mixup_similarity_kernel), else None."""
+        if not self.mixup_similarity_kernel:
+            return None
+        return SimilarityKernel(self.mixup_kernel_tau_max, self.mixup_kernel_tau_std)
 
     def check_partners_padding(self, block_levels) -> None:
         """Permutation partners have no shared pair length inside the encoder (see mixing.py)."""

@@ -17,13 +17,14 @@ re-padded so that both rows of a pair are read at one position.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import torch
 from torch import nn
 
 from .levels import find_mixup_levels, unwrap_model
-from .mixing import MixUpPlan, mix, mix_read_positions, read_positions
+from .mixing import MixUpPlan, mix, mix_read_positions, pair_distances, read_positions
 
 
 class MixUpHooks:
@@ -39,7 +40,11 @@ class MixUpHooks:
         self._read: torch.Tensor | None = None  # decoders: where the model reads each row (t_i)
         self._read_logits: torch.Tensor | None = None  # decoders: the head's output at t, to verify
         self._plan: MixUpPlan | None = None
-        self._lams: torch.Tensor | None = None  # [n+2]: λ at the drawn level, 1 elsewhere (compiled path)
+        self._lams: torch.Tensor | None = None  # [n+2] or [n+2, rows]: λ at the drawn level, 1 elsewhere (compiled)
+        self._warped: torch.Tensor | None = None  # the kernel's per-row λ, once computed for this plan
+        #: The attention mask of the batch being mixed (set by the trainer after the plan): the similarity
+        #: kernel measures token-level distances over the positions both rows of a pair attend.
+        self.attention_mask: torch.Tensor | None = None
         self._calls = 0  # block calls in this forward pass (shared blocks)
         self.mixed = False  # whether the drawn level was mixed since the plan was set
         self._handles = []
@@ -70,11 +75,24 @@ class MixUpHooks:
         self._plan = plan
         self._calls = 0
         self.mixed = False
-        self._read = self._read_logits = None
+        self._read = self._read_logits = self._warped = self.attention_mask = None
         if plan is not None:
-            lams = torch.ones(self.num_levels, device=plan.partner.device)
-            lams[plan.layer] = plan.lam
+            device = plan.partner.device
+            if plan.row_lam is None:
+                lams = torch.ones(self.num_levels, device=device)
+                lams[plan.layer] = plan.lam
+            else:
+                lams = torch.ones(self.num_levels, len(plan.partner), device=device)
+                lams[plan.layer] = plan.row_lam.to(device, torch.float32)
             self._lams = lams
+
+    @property
+    def applied_plan(self) -> MixUpPlan | None:
+        """The plan as the forward pass applied it: with the kernel's per-row λ once it has warped them
+        (the targets must be mixed with the same weights as the hidden states)."""
+        if self._plan is not None and self._warped is not None:
+            return replace(self._plan, row_lam=self._warped, kernel=None)
+        return self._plan
 
     # ------------------------------------------------------------------------------- mixing
     def _mix(self, level: int, module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
@@ -89,11 +107,30 @@ class MixUpHooks:
         elif plan.layer != level:
             return hidden
         else:
-            lam = plan.lam
+            lam = self._weights(level, hidden)
             self.mixed = True
         if level == self.num_levels - 1 and self.levels.per_position_head:
             return mix_read_positions(hidden, self._read, plan, lam)
         return mix(hidden, plan, level, lam)
+
+    def _weights(self, level: int, hidden: torch.Tensor):
+        """λ at the drawn level: the plan's (one number, or one per row), or the similarity kernel's
+        warping of it from the pairs' distances in ``hidden``, the representation being mixed (at the
+        head of a decoder, each row's vector where the model reads it). Computed once per plan, so a
+        block re-run by gradient checkpointing mixes with the same weights."""
+        plan = self._plan
+        if plan.kernel is None:
+            return plan.lam if plan.row_lam is None else plan.row_lam
+        if self._warped is None:
+            mask = self.attention_mask
+            if level == self.num_levels - 1 and self.levels.per_position_head:
+                rows = torch.arange(hidden.shape[0], device=hidden.device)
+                hidden, mask = hidden[rows, self._read.to(hidden.device)], None
+            if mask is not None and tuple(mask.shape) != tuple(hidden.shape[:2]):
+                mask = None  # a level that is not one vector per token: every position counts
+            distance = pair_distances(hidden, plan.partner, mask)
+            self._warped = plan.kernel.warp(plan.row_weights, distance, plan.partner)
+        return self._warped
 
     def check_mixed(self, logits: torch.Tensor | None = None) -> None:
         """After a training forward pass with a plan: fail loudly if no hook saw the drawn level

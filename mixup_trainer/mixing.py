@@ -31,7 +31,7 @@ reads λ · h_i[t_i] + (1 − λ) · h_p[t_p] at row i's position t_i.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -42,6 +42,7 @@ MIXUP_METHODS = ("none", "cls", "input", "manifold")
 MIXUP_PADDINGS = ("pair", "max", "none")
 MIXUP_PAD_TOKENS = ("sep", "pad", "unused0")
 MIXUP_PARTNERS = ("matching", "permutation")
+MIXUP_OBJECTIVES = ("mix", "regmix")
 
 
 def read_positions(input_ids: torch.Tensor, pad_token_id: int | None) -> torch.Tensor:
@@ -73,19 +74,102 @@ def check_read_rows(input_ids: torch.Tensor, pad_token_id: int) -> None:
 
 
 @dataclass(frozen=True)
+class SimilarityKernel:
+    """Similarity-kernel MixUp (Bouniot, Mozharovskyi & d'Alché-Buc, "Tailoring Mixup to Data for
+    Calibration", ICLR 2025): each row's λ is warped by how far apart the two mixed examples are,
+    relative to the batch, so that close pairs mix strongly and distant pairs hardly at all.
+
+    With d_i the squared distance between row i and its partner (``pair_distances``) and
+    d̃_i = d_i / mean(d) over the rows that have a partner other than themselves:
+
+        K_i = τ_max · exp(−(d̃_i − 1) / (2 τ_std²)),   τ_i = 1 / K_i,   λ_i' = F_Beta(τ_i, τ_i)(λ)
+
+    where F_Beta(τ, τ) is the CDF of Beta(τ, τ) (the regularized incomplete beta function). τ = 1 is
+    the identity; a large τ (distant pair) pushes λ' to 0 or 1; a small τ (close pair) pulls it to ½.
+    A pair at the batch's mean distance gets τ = 1 / τ_max: with the default τ_max = 1 its λ is not
+    changed. d is symmetric, so both rows of a pair get the same λ' and one forward pass stays exact.
+    Rows that are their own partner (the odd row of a matching, RegMixup's clean rows) keep their λ
+    and are left out of the mean. A batch whose pairs are all at distance 0 (identical rows) has no
+    scale: every row keeps the unwarped λ. A batch of a single class is warped like any other (its
+    mixed targets equal its labels whatever λ is; the kernel changes only how far the inputs move).
+    τ_i is held to [1e-6, 1e6], where the CDF is already ½ or a step at ½ to double precision.
+    """
+
+    tau_max: float = 1.0
+    tau_std: float = 0.5
+
+    def warp(self, lam: torch.Tensor, distance: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+        """λ' [R] (float64, CPU) from each row's unwarped λ [R], its squared distance to its partner
+        [R] and the partners [R]."""
+        from scipy.special import betainc
+
+        lam, distance = lam.detach().double().cpu(), distance.detach().double().cpu()
+        partner = partner.cpu()
+        paired = partner != torch.arange(len(partner))
+        scale = distance[paired].mean() if paired.any() else torch.tensor(0.0, dtype=torch.float64)
+        if not (scale > 0 and torch.isfinite(scale)):
+            return lam
+        exponent = (distance / scale - 1.0) / (2.0 * self.tau_std**2)
+        tau = (torch.exp(exponent) / self.tau_max).clamp(1e-6, 1e6)
+        warped = torch.from_numpy(betainc(tau.numpy(), tau.numpy(), lam.numpy()))
+        return torch.where(paired, warped, lam)
+
+
+def pair_distances(hidden: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared Euclidean distance [R] between each row and its partner in ``hidden``: [R, H] (a pooled
+    level), or [R, T, H] (a token level), then the mean over the positions both rows attend (``mask``
+    [R, T]; all positions without one) of the squared distance at each position. Float32, no gradient."""
+    with torch.no_grad():
+        hidden = hidden.detach().float()
+        partner = partner.to(hidden.device)
+        squared = (hidden - hidden.index_select(0, partner)).pow(2)
+        if hidden.dim() == 2:
+            return squared.sum(-1)
+        per_position = squared.flatten(2).sum(-1)
+        if mask is None:
+            return per_position.mean(-1)
+        mask = mask.to(hidden.device, torch.float32)
+        both = mask * mask.index_select(0, partner)
+        return (per_position * both).sum(-1) / both.sum(-1).clamp(min=1.0)
+
+
+@dataclass(frozen=True)
 class MixUpPlan:
     """What one training batch mixes: partner of each row, the mixing weight λ and the level k.
 
     Level 0 is the embeddings output (Input MixUp), 1..n the output of encoder block k, n+1 the
-    pooled [CLS] vector (CLS MixUp).
+    pooled [CLS] vector (CLS MixUp). ``row_lam`` (float64 [rows]) gives each row its own weight when
+    set: RegMixup's clean rows (λ = 1, own partner, so h̃ = 1·h + 0·h = h exactly) and the rows a
+    ``kernel`` warps; None means λ for every row, the plain MixUp of the paper. ``kernel`` warps the
+    rows' weights at the drawn level, from the distances there (``SimilarityKernel``).
     """
 
     partner: torch.Tensor  # LongTensor [B]; a matching (partner[partner[i]] == i) or a permutation
     lam: float
     layer: int
+    row_lam: torch.Tensor | None = None
+    kernel: SimilarityKernel | None = None
 
     def to(self, device: torch.device) -> "MixUpPlan":
-        return MixUpPlan(self.partner.to(device), self.lam, self.layer)
+        return replace(self, partner=self.partner.to(device))
+
+    @property
+    def row_weights(self) -> torch.Tensor:
+        """Each row's λ before any kernel warping: float64 [rows] on the CPU."""
+        if self.row_lam is not None:
+            return self.row_lam
+        return torch.full((len(self.partner),), self.lam, dtype=torch.float64)
+
+
+def regmix_plan(plan: MixUpPlan) -> MixUpPlan:
+    """RegMixup's plan over 2B rows (Pinto et al., NeurIPS 2022): rows 0..B−1 are the batch itself,
+    each its own partner with λ = 1 (an ordinary forward pass), rows B..2B−1 its mixed copies, row
+    B + i mixed with row B + p(i) under the plan's λ. Partners stay inside the mixed half, so a
+    matching stays a matching and one forward pass over the 2B rows is exact at every level."""
+    batch_size = len(plan.partner)
+    partner = torch.cat([torch.arange(batch_size, device=plan.partner.device), plan.partner + batch_size])
+    row_lam = torch.cat([torch.ones(batch_size, dtype=torch.float64), plan.row_weights])
+    return replace(plan, partner=partner, row_lam=row_lam)
 
 
 def draw_partners(batch_size: int, rng: np.random.Generator, scheme: str = "matching") -> torch.Tensor:
@@ -105,16 +189,19 @@ def draw_partners(batch_size: int, rng: np.random.Generator, scheme: str = "matc
 
 
 def draw_plan(
-    batch_size: int, alpha: float, layers: Sequence[int], rng: np.random.Generator, partners: str = "matching"
+    batch_size: int, alpha: float, layers: Sequence[int], rng: np.random.Generator, partners: str = "matching",
+    kernel: SimilarityKernel | None = None,
 ) -> MixUpPlan:
-    """λ ~ Beta(α, α), k uniform over the eligible levels, partners a random matching (or permutation)."""
+    """λ ~ Beta(α, α), k uniform over the eligible levels, partners a random matching (or permutation);
+    the kernel, if any, warps λ per pair in the forward pass (the draws are the same with or without)."""
     lam = float(rng.beta(alpha, alpha))
     layer = int(layers[rng.integers(len(layers))])
-    return MixUpPlan(partner=draw_partners(batch_size, rng, partners), lam=lam, layer=layer)
+    return MixUpPlan(partner=draw_partners(batch_size, rng, partners), lam=lam, layer=layer, kernel=kernel)
 
 
 def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None, lam=None) -> torch.Tensor:
-    """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0); ``lam`` overrides plan.lam."""
+    """λ · h + (1 − λ) · h[partner], along the batch dimension (dim 0). λ is ``lam`` if given (a
+    number, a 0-d tensor, or one weight per row), else ``plan.row_lam`` if set, else ``plan.lam``."""
     partner = plan.partner.to(hidden.device)
     if hidden.shape[0] != partner.shape[0]:
         where = "" if level is None else f" at level {level}"
@@ -123,7 +210,10 @@ def mix(hidden: torch.Tensor, plan: MixUpPlan, level: int | None = None, lam=Non
             "this model packs or unpads its sequences (e.g. attn_implementation='flash_attention_2'). "
             "Load it with attn_implementation='sdpa' or 'eager' to mix."
         )
-    lam = plan.lam if lam is None else lam
+    if lam is None:
+        lam = plan.lam if plan.row_lam is None else plan.row_lam
+    if torch.is_tensor(lam) and lam.dim() == 1:  # one weight per row, broadcast over the rest
+        lam = lam.to(hidden.device, hidden.dtype).view(-1, *([1] * (hidden.dim() - 1)))
     return lam * hidden + (1.0 - lam) * hidden.index_select(0, partner)
 
 

@@ -75,6 +75,16 @@ def _eval_results(task, metrics: dict, local: dict, dataset_name: str | None, n_
     ]
 
 
+def objective(a) -> str:
+    """The loss, as the card states it: MixUp's, or RegMixup's with its η."""
+    return f"regmix (CE(clean) + {a.mixup_reg_weight:g} · MixUp loss)" if a.mixup_objective == "regmix" else "mix"
+
+
+def kernel(a) -> str:
+    return (f"τ_max = {a.mixup_kernel_tau_max:g}, τ_std = {a.mixup_kernel_tau_std:g}"
+            if a.mixup_similarity_kernel else "off")
+
+
 def architecture(trainer) -> str:
     """The class a user loads the saved model as (e.g. ``BertForSequenceClassification``), under any
     PEFT / DDP wrapper: what ``save_pretrained`` writes to config.json's ``architectures``. A model may
@@ -206,7 +216,9 @@ def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | Non
         "| setting | value |", "|---|---|",
         f"| architecture | {architecture(trainer)} |",
         f"| mixup_method | {a.mixup_method} |",
-        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.mixup_alpha} |",
+        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.alpha:g} |",
+        f"| mixup_objective | {objective(a)} |",
+        f"| similarity kernel (λ warped per pair) | {kernel(a)} |",
         f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
         f"| levels mixed | {mixed_levels(trainer)} |",
         f"| mixup_padding / mixup_pad_token | {a.mixup_padding} / {a.mixup_pad_token} |",

@@ -263,6 +263,7 @@ def run_settings(args) -> dict:
     for part in (args.model, args.data, args.calibration, args.run, args.training):
         values.update(part.to_dict() if hasattr(part, "to_dict") else vars(part))
     values["train_sample_seed"] = args.train_sample_seed
+    values["mixup_alpha"] = args.training.alpha  # as used: unset means the objective's default
     values["shift_eval_files"] = shift_files_identity(args.data.shift_eval_files)
     if not args.training.load_best_model_at_end:  # no epoch is selected: the selection metric changes nothing
         values.update(metric_for_best_model=None, greater_is_better=None)
@@ -272,7 +273,8 @@ def run_settings(args) -> dict:
 
 # Settings added after run_settings.json existed, with the value that does what runs recorded before
 # them did: a recorded run without the key reads it at that value, so such a run still resumes.
-ADDED_SETTINGS = {"mixup_partners": "matching"}
+ADDED_SETTINGS = {"mixup_partners": "matching", "mixup_objective": "mix", "mixup_reg_weight": 1.0,
+                  "mixup_similarity_kernel": False, "mixup_kernel_tau_max": 1.0, "mixup_kernel_tau_std": 0.5}
 
 
 def settings_difference(recorded: dict, current: dict) -> list[str]:

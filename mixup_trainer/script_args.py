@@ -155,7 +155,8 @@ class RunArguments:
     compare: str | None = field(
         default=None,
         metadata={"help": "Comparison mode: train these arms (comma-separated MixUp methods, e.g. manifold or "
-                  "cls,manifold, and ls<epsilon> for label smoothing without mixing, e.g. ls0.1) and the baseline none "
+                  "cls,manifold; <method>+reg, <method>+sk or <method>+reg+sk for RegMixup and/or the similarity kernel, e.g. "
+                  "manifold+reg; and ls<epsilon> for label smoothing without mixing, e.g. ls0.1) and the baseline none "
                   "on the same data and seeds, one run per folder in --output_dir, and write a side-by-side report "
                   "there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
     )
@@ -177,10 +178,11 @@ class RunArguments:
         if self.compare is None:
             return None
         methods = parse_list(self.compare, "compare")
-        unknown = sorted(m for m in methods if m not in MIXUP_METHODS and not _label_smoothing(m))
+        unknown = sorted(m for m in methods if _arm(m) is None)
         if unknown:
-            raise ValueError(f"--compare {self.compare}: unknown arm(s) {unknown}; choose from {MIXUP_METHODS} or "
-                             "ls<epsilon> for label smoothing (e.g. ls0.1).")
+            raise ValueError(f"--compare {self.compare}: unknown arm(s) {unknown}; choose from {MIXUP_METHODS}, a "
+                             "method with RegMixup and/or the similarity kernel (<method>+reg, <method>+sk, "
+                             "<method>+reg+sk, e.g. manifold+reg), or ls<epsilon> for label smoothing (e.g. ls0.1).")
         methods = [BASELINE] + [m for m in methods if m != BASELINE]
         if len(methods) == 1:
             raise ValueError(f"--compare {self.compare}: name a MixUp method to compare with the baseline, e.g. "
@@ -199,13 +201,32 @@ def _label_smoothing(arm: str) -> float | None:
     return epsilon if 0.0 < epsilon < 1.0 else None
 
 
-def arm_overrides(arm: str) -> dict:
-    """The arguments one arm of a comparison sets: a MixUp method, or ``ls<ε>``: no mixing and the
-    Trainer's ``label_smoothing_factor`` ε (Szegedy et al., 2016)."""
+#: The variants an arm may add to a MixUp method, in this order: <method>+reg, <method>+sk, <method>+reg+sk.
+ARM_VARIANTS = {"reg": {"mixup_objective": "regmix"}, "sk": {"mixup_similarity_kernel": True}}
+
+
+def _arm(arm: str) -> dict | None:
+    """The arguments an arm sets, or None for a name that is not an arm."""
     epsilon = _label_smoothing(arm)
     if epsilon is not None:
         return {"mixup_method": BASELINE, "label_smoothing_factor": epsilon}
-    return {"mixup_method": arm}
+    method, *variants = arm.split("+")
+    if method not in MIXUP_METHODS or (variants and method == BASELINE):
+        return None
+    if variants not in ([], ["reg"], ["sk"], ["reg", "sk"]):
+        return None
+    return {"mixup_method": method, **{k: v for name in variants for k, v in ARM_VARIANTS[name].items()}}
+
+
+def arm_overrides(arm: str) -> dict:
+    """The arguments one arm of a comparison sets: a MixUp method, the method with RegMixup
+    (``<method>+reg``: ``mixup_objective="regmix"``, with RegMixup's own α unless --mixup_alpha is
+    given), with the similarity kernel (``<method>+sk``) or both (``<method>+reg+sk``), or ``ls<ε>``: no
+    mixing and the Trainer's ``label_smoothing_factor`` ε (Szegedy et al., 2016)."""
+    overrides = _arm(arm)
+    if overrides is None:
+        raise ValueError(f"{arm!r} is not a comparison arm (see --compare)")
+    return overrides
 
 
 def parse_list(text: str, what: str, cast=str) -> list:
@@ -493,7 +514,7 @@ def check_what_the_run_claims(args: ScriptArgs) -> None:
     if training.do_train and training.max_steps < 0 and training.num_train_epochs <= 0:
         raise ValueError(f"--num_train_epochs {training.num_train_epochs:g} trains nothing: give a positive number of "
                          "epochs (or --max_steps N), or leave --do_train out to only evaluate.")
-    if training.mixup_alpha == 0 and (training.mixup_method != "none" or args.run.compare is not None):
+    if training.alpha == 0 and (training.mixup_method != "none" or args.run.compare is not None):
         how = f"--compare {args.run.compare}" if args.run.compare is not None else f"--mixup_method {training.mixup_method}"
         raise ValueError(f"--mixup_alpha 0 with {how} mixes nothing (λ ~ Beta(0, 0) is always 0 or 1, so every batch "
                          "is ERM): give a positive --mixup_alpha (e.g. 0.4), or --mixup_method none.")

@@ -6,6 +6,7 @@ import logging
 import signal
 
 import numpy as np
+import torch
 from transformers import Trainer
 
 from .arguments import MixUpTrainingArguments
@@ -20,6 +21,7 @@ from .mixing import (
     draw_plan,
     mixup_per_example_loss,
     pad_for_mixing,
+    regmix_plan,
     resolve_pad_token_id,
 )
 
@@ -163,7 +165,7 @@ class MixUpTrainer(Trainer):
         micro = self._plan_key[1] + 1 if self._plan_key[0] == step else 0
         self._plan_key = (step, micro)
         rng = np.random.default_rng([args.seed, args.process_index, step, micro])
-        plan = draw_plan(batch_size, args.mixup_alpha, self.mixup_levels, rng, args.mixup_partners)
+        plan = draw_plan(batch_size, args.alpha, self.mixup_levels, rng, args.mixup_partners, args.similarity_kernel)
         self._mixup_log.append((plan.lam, plan.layer))
         return plan
 
@@ -183,7 +185,14 @@ class MixUpTrainer(Trainer):
                 "MixUpTrainer: a training batch has no `labels`. MixUp mixes targets, so every "
                 "training example needs a label (a `label` or `labels` column in the dataset)."
             )
-        plan = self._draw_plan(labels.shape[0])
+        batch_size = labels.shape[0]
+        plan = self._draw_plan(batch_size)
+        regmix = plan is not None and self.args.mixup_objective == "regmix"
+        if regmix:  # RegMixup: the batch and its mixed copy in one forward pass of 2B rows (regmix_plan)
+            inputs = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.dim() and v.shape[0] == batch_size else v
+                      for k, v in inputs.items()}
+            labels = torch.cat([labels, labels])
+            plan = regmix_plan(plan)
         if plan is not None:
             plan = plan.to(labels.device)
             head = self.mixup_hooks.num_levels - 1
@@ -200,9 +209,12 @@ class MixUpTrainer(Trainer):
                 check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
+            if plan is not None:
+                self.mixup_hooks.attention_mask = inputs.get("attention_mask")
         outputs = model(**inputs)
         if plan is not None:
             self.mixup_hooks.check_mixed(outputs.logits)
+            plan = self.mixup_hooks.applied_plan  # the similarity kernel's per-row λ, for the targets
         if outputs.logits.dim() != 2 or outputs.logits.shape[0] != labels.shape[0]:
             raise ValueError(
                 f"MixUpTrainer expects sequence-classification logits [batch, num_labels], got "
@@ -211,6 +223,10 @@ class MixUpTrainer(Trainer):
         per_example = mixup_per_example_loss(
             outputs.logits, labels, plan, self._problem_type(model), self.args.label_smoothing_factor
         )
+        if regmix:  # CE(clean) + η · MixUp loss, per example of the batch
+            per_example = per_example[:batch_size] + self.args.mixup_reg_weight * per_example[batch_size:]
+            labels = labels[:batch_size]
+            outputs["logits"] = outputs.logits[:batch_size]  # the clean half: the model's own forward
         if num_items_in_batch is not None:
             # The Trainer counted the examples of the whole accumulation window (over all ranks when
             # average_tokens_across_devices); it then skips its own division by the accumulation steps.

@@ -319,3 +319,50 @@ def test_a_custom_arm_writes_its_rows_under_its_name(tiny_bert, sst2_sample_dir,
     assert list(report["summary"]["best"]["paired"]) == ["manifold-max"]
     text = (tmp_path / "comparison.md").read_text()
     assert "| manifold-max | 1 | " in text and "| manifold-max − manifold | 1 | " in text
+
+
+def test_regmixup_and_kernel_arms_set_their_flags_and_regmixup_gets_its_own_alpha(tmp_path):
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.compare import comparison_arms, run_args
+
+    base = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
+    args = parse_args([*base, "--compare", "manifold,manifold+reg,cls+sk,input+reg+sk,ls0.1"])
+    assert comparison_arms(args) == {
+        "none": {"mixup_method": "none"}, "manifold": {"mixup_method": "manifold"},
+        "manifold+reg": {"mixup_method": "manifold", "mixup_objective": "regmix"},
+        "cls+sk": {"mixup_method": "cls", "mixup_similarity_kernel": True},
+        "input+reg+sk": {"mixup_method": "input", "mixup_objective": "regmix", "mixup_similarity_kernel": True},
+        "ls0.1": {"mixup_method": "none", "label_smoothing_factor": 0.1}}
+    runs = {arm: run_args(args, arm, 1, tmp_path / f"{arm}-seed1").training for arm in comparison_arms(args)}
+    assert (runs["manifold"].alpha, runs["manifold+reg"].alpha, runs["input+reg+sk"].alpha) == (1.0, 10.0, 10.0)
+    assert runs["cls+sk"].similarity_kernel is not None and runs["manifold"].similarity_kernel is None
+    typed = parse_args([*base, "--compare", "manifold,manifold+reg", "--mixup_alpha", "0.4"])
+    assert run_args(typed, "manifold+reg", 1, tmp_path / "x").training.alpha == 0.4  # a typed α is every arm's
+    for bad in ("none+reg", "manifold+sk+reg", "manifold+reg+reg", "ls0.1+reg", "manifold+"):
+        with pytest.raises(ValueError, match="unknown arm"):
+            parse_args([*base, "--compare", bad])
+    with pytest.raises(ValueError, match="in a comparison, an arm such as manifold\\+reg"):
+        parse_args([*base, "--compare", "manifold", "--mixup_objective", "regmix"])
+
+
+@pytest.mark.slow
+def test_variant_arms_train_and_are_reported_under_the_names_as_written(tiny_bert, sst2_sample_dir, tmp_path):
+    argv = compare_argv(tmp_path, tiny_bert, sst2_sample_dir)
+    argv[argv.index("--compare") + 1] = "manifold+reg,manifold+sk,manifold+reg+sk"
+    argv[argv.index("--compare_seeds") + 1] = "1"
+    argv[argv.index("--num_train_epochs") + 1] = "1"
+    argv[argv.index("--max_train_samples") + 1] = "16"
+    proc = subprocess.run([sys.executable, "run_glue_mixup.py", *argv], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "comparison.json").read_text())
+    arms = ["none", "manifold+reg", "manifold+sk", "manifold+reg+sk"]
+    assert report["methods"] == arms and list(report["summary"]["best"]["paired"]) == arms[1:]
+    for arm in arms[1:]:
+        settings = json.loads((tmp_path / f"{arm}-seed1" / "run_settings.json").read_text())
+        assert (settings["mixup_objective"] == "regmix") == ("+reg" in arm)
+        assert settings["mixup_similarity_kernel"] == ("+sk" in arm)
+        assert settings["mixup_alpha"] == (10.0 if "+reg" in arm else 1.0)
+        own = json.loads((tmp_path / f"{arm}-seed1" / "all_results.json").read_text())
+        assert report["summary"]["best"]["mean"][arm]["eval_loss"]["mean"] == pytest.approx(own["eval_loss"])
+    assert "| manifold+reg+sk − none | 1 | " in (tmp_path / "comparison.md").read_text()

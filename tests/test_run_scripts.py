@@ -72,7 +72,7 @@ def test_paper_defaults_and_explicit_flags_win(parse):
     assert (train.learning_rate, train.mixup_alpha, train.num_train_epochs, data.max_seq_length) == (5e-5, 1.0, 5, 64)
     # Without --paper_defaults: the libraries' defaults, the task's max length, the model's dropout.
     model, data, train, _ = parse("--task", "cola")
-    assert (train.learning_rate, train.num_train_epochs, train.mixup_alpha) == (5e-5, 3, 1.0)
+    assert (train.learning_rate, train.num_train_epochs, train.mixup_alpha, train.alpha) == (5e-5, 3, None, 1.0)
     assert (train.per_device_train_batch_size, data.max_seq_length, model.hidden_dropout_prob) == (8, 128, None)
     # The paper gives no learning rate for SST-2: none is invented.
     _, _, train, _ = parse("--task", "sst2", "--paper_defaults")
