@@ -18,6 +18,10 @@ AdamW):
 - ``none``, ``cls``, ``input``, ``manifold``: ``MixUpTrainer`` + ``MixUpBertForSequenceClassification``
   with ``mixup_method`` set so, α = 1, pair padding with [SEP] (the defaults). Manifold draws its
   level from all of 0..n+1 per step, as in training; the levels drawn are printed.
+- ``manifold+reg``, ``manifold+sk``, ``manifold+reg+sk``: Manifold MixUp with RegMixup
+  (``mixup_objective="regmix"``: one forward pass over the batch and its mixed copy, 2B rows; α = 10,
+  RegMixup's default), with the similarity kernel (λ warped per pair from the distances at the drawn
+  level: one host round trip of B numbers per step), and both; configured as the arms of ``--compare``.
 - ``two_pass``: the TMix-style reference, implemented here (``TwoPassTrainer``): the batch and
   its partner batch (the same rows reordered by a random matching) run through the embeddings and
   blocks 1..3 separately, each with its own attention mask; the hidden states are mixed after block
@@ -113,7 +117,7 @@ DEFAULT_DATA = Path(os.environ.get("MIXUP_DATA_DIR", REPO.parent / "shared" / "d
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-VARIANTS = ("plain", "none", "cls", "input", "manifold", "two_pass")
+VARIANTS = ("plain", "none", "cls", "input", "manifold", "manifold+reg", "manifold+sk", "manifold+reg+sk", "two_pass")
 TWO_PASS_LAYER = 3
 BATCH_SIZE = 16
 LONG_LENGTH = 128
@@ -256,6 +260,7 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora
     from transformers import AutoModelForSequenceClassification, PrinterCallback, Trainer, TrainingArguments
 
     from mixup_trainer import MixUpBertForSequenceClassification, MixUpTrainer, MixUpTrainingArguments
+    from mixup_trainer.script_args import arm_overrides
 
     TwoPassTrainer = make_two_pass_trainer_class()
     if lora:
@@ -279,7 +284,9 @@ def build_variants(model_path, tokenizer, out_dir, seed, variants=VARIANTS, lora
             model = model_class.from_pretrained(model_path, num_labels=2)
             if lora:
                 model = get_peft_model(model, LoraConfig(**LORA))
-            args = MixUpTrainingArguments(output_dir=out, mixup_method=name, mixup_alpha=1.0, **common)
+            overrides = arm_overrides(name)  # a method, or a method with RegMixup / the kernel (as --compare's arms)
+            alpha = None if overrides.get("mixup_objective") == "regmix" else 1.0  # RegMixup's own α: 10
+            args = MixUpTrainingArguments(output_dir=out, mixup_alpha=alpha, **overrides, **common)
             trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
         trainer.remove_callback(PrinterCallback)  # run_step's logs feed log_history, not stdout
         if bf16:  # what the training loop does: the forward runs under the accelerator's autocast
@@ -419,7 +426,7 @@ def run_setting(setting, trainers, batches, warmup, cuda):
         else:
             fields.append(f"peak_mb={statistics.median(mem[name]) / 2**20:.1f}")
         fields.append(f"steps={len(times[name])}")
-        if name == "manifold":
+        if name.startswith("manifold"):
             logged = [h["mixup_layer"] for h in trainers[name].state.log_history if "mixup_layer" in h]
             levels = logged[-len(times[name]):]  # one log per step: the level of each timed step
             fields.append("levels=" + ",".join(map(str, levels)))
@@ -492,7 +499,8 @@ def main():
             f"precision={'bf16_autocast' if args.bf16 else 'fp32'} "
             f"optim={trainers['plain'].args.optim.value} torch={torch.__version__} "
             f"variants=plain(transformers.Trainer),none,cls,input(pair),"
-            f"manifold(pair,levels {min(levels)}..{max(levels)})"
+            f"manifold(pair,levels {min(levels)}..{max(levels)}),manifold+reg(RegMixup: 2B rows,alpha 10),"
+            f"manifold+sk(similarity kernel),manifold+reg+sk"
             f"{f',two_pass(TMix-style,layer {TWO_PASS_LAYER})' if 'two_pass' in trainers else ''} memory={'cuda_peak' if cuda else 'saved_tensors+grads'}",
             flush=True,
         )

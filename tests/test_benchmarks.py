@@ -35,7 +35,7 @@ def test_overhead_smoke(precision):
     assert f"precision={'bf16_autocast' if precision == 'bf16' else 'fp32'} " in out.splitlines()[0], out
     rows = {(line.split()[0], fields(line)["setting"]): fields(line) for line in out.splitlines()
             if not line.startswith("#") and "step_ratio=" in line}
-    variants = ("none", "cls", "input", "manifold", "two_pass")
+    variants = ("none", "cls", "input", "manifold", "manifold+reg", "manifold+sk", "manifold+reg+sk", "two_pass")
     assert set(rows) == {(v, s) for v in variants for s in ("sst2", "long")}, out
     for (variant, _), row in rows.items():
         for key in ("step_ratio", "memory_ratio", "cpu_ratio", "act_ratio", "median_ms", "plain_ms"):
@@ -47,6 +47,8 @@ def test_overhead_smoke(precision):
         assert len(levels) == 2 and all(0 <= level <= 5 for level in levels)
         # the TMix-style reference runs the blocks below its level twice: it saves more activations
         assert float(rows["two_pass", setting]["act_ratio"]) > 1.05
+        # RegMixup forwards the batch and its mixed copy: about twice the activations of plain MixUp
+        assert float(rows["manifold+reg", setting]["act_ratio"]) > 1.5 * float(rows["manifold", setting]["act_ratio"])
     assert re.search(r"# plain setting=long median_ms=\S+ act_mb=\S+", out)
 
 

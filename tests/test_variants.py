@@ -305,3 +305,27 @@ def test_a_resumed_run_is_bit_equal_to_the_uninterrupted_one(variant, tmp_path, 
         assert torch.equal(a, b)
     logged = lambda t: [(h["loss"], h["mixup_lambda"]) for h in t.state.log_history if "loss" in h][-3:]  # noqa: E731
     assert logged(resumed) == logged(full)
+
+
+def test_regmix_under_torch_compile_trains_as_eager(tmp_path, tokenizer, sst2_small):
+    """Compiled, every level mixes with a per-row weight tensor (λ at the drawn level, 1 elsewhere):
+    the clean half stays exact and the losses are eager's."""
+    from mixup_trainer import MixUpBertForSequenceClassification
+
+    config = make_tiny_config(tokenizer)
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        args = MixUpTrainingArguments(output_dir=str(tmp_path / str(compiled)), mixup_method="manifold",
+                                      mixup_objective="regmix", per_device_train_batch_size=8, max_steps=4,
+                                      logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", seed=3,
+                                      torch_compile=compiled, torch_compile_backend="aot_eager" if compiled else None)
+        trainer = MixUpTrainer(model=MixUpBertForSequenceClassification(config), args=args, train_dataset=sst2_small,
+                               processing_class=tokenizer)
+        trainer.train()
+        losses[compiled] = [(h["loss"], h["mixup_layer"]) for h in trainer.state.log_history if "loss" in h]
+    assert [level for _, level in losses[True]] == [level for _, level in losses[False]]
+    np.testing.assert_allclose([loss for loss, _ in losses[True]], [loss for loss, _ in losses[False]], rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="a compiled graph cannot hold"):
+        MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="cls", mixup_similarity_kernel=True,
+                               torch_compile=True)
