@@ -3,8 +3,10 @@
 Hooks instead of a rewritten forward: the model's own forward (attention masks, SDPA, gradient
 checkpointing, PEFT adapters) stays exactly the library's, and a model without a plan is exactly
 the parent model. ``torch.compile`` keeps the hooked modules; under compilation every level mixes
-with a per-level weight tensor (1 everywhere but the drawn level), so neither the level nor λ is a
-Python constant that the compiler would specialise on.
+with a per-level weight tensor (1 everywhere but the drawn level; one weight per row when the plan
+has per-row λ, as RegMixup's), so neither the level nor λ is a Python constant that the compiler
+would specialise on. With the similarity kernel the drawn level's λ are computed in the hook from the
+hidden states it mixes (``_weights``), once per plan.
 
 Decoder classifiers (``levels.per_position_head``) apply the head at every position and keep row i
 at its last non-pad token t_i. A pre-hook on the model reads t from ``input_ids`` with the model's

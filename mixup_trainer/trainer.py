@@ -44,6 +44,12 @@ class MixUpTrainer(Trainer):
     of a pair are read at one position. A batch with a row made only of the pad token (pad = eos and
     an empty text) cannot be aligned: with levels 0..n among the mixed ones it is refused, naming the
     row; ``mixup_method="cls"`` mixes it where the model reads it.
+
+    ``mixup_objective="regmix"`` (RegMixup) forwards the batch and its mixed copy as one batch of 2B
+    rows (``mixing.regmix_plan``) and trains on CE(clean) + η · the MixUp loss; the clean half's logits
+    are what ``compute_loss`` returns. ``mixup_similarity_kernel=True`` lets the hooks warp each pair's
+    λ from the pair's distance at the drawn level (``mixing.SimilarityKernel``); the targets are mixed
+    with the warped λ (``MixUpHooks.applied_plan``).
     """
 
     def __init__(self, model=None, args: MixUpTrainingArguments | None = None, data_collator=None, **kwargs):
