@@ -84,3 +84,21 @@ def test_calibration_results_smoke():
     for cells in rows.values():
         accuracy, ece = float(cells[2]), float(cells[3])
         assert 0 <= accuracy <= 100 and 0 <= ece <= 100
+
+
+def test_comparison_tables_print_the_reports_own_numbers():
+    """benchmarks/comparison_tables.py on the committed demo report: every cell is comparison.json's, x100."""
+    import json
+
+    folder = REPO / "benchmarks" / "results" / "demo"
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "comparison_tables.py"), str(folder)],
+                         capture_output=True, text=True, check=True).stdout
+    summary = json.loads((folder / "comparison.json").read_text())["summary"]
+    none = summary["best"]["mean"]["none"]
+    row = next(line for line in out.splitlines() if line.startswith("| none | 3 | "))
+    assert row.split(" | ")[2:5] == [f"{100 * none[k]['mean']:.1f} ± {100 * none[k]['se']:.1f}"
+                                      for k in ("eval_accuracy", "eval_loss", "eval_ece")]
+    paired = summary["best"]["paired"]["manifold"]["eval_ece"]
+    assert "| manifold − none | 3 | " in out and f"{100 * paired['mean']:+.1f} ± {100 * paired['se']:.1f}" in out
+    ensemble = summary["ensemble"]["manifold"]
+    assert f"| manifold | 3 | {100 * ensemble['eval_accuracy']:.1f} | {100 * ensemble['eval_nll']:.1f} |" in out
