@@ -329,3 +329,29 @@ def test_regmix_under_torch_compile_trains_as_eager(tmp_path, tokenizer, sst2_sm
     with pytest.raises(ValueError, match="a compiled graph cannot hold"):
         MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="cls", mixup_similarity_kernel=True,
                                torch_compile=True)
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_kernel_under_gradient_checkpointing_mixes_as_the_plain_forward(tokenizer, level, tmp_path):
+    """Checkpointed blocks re-run in backward with the plan still in force: the same kernel λ, and the
+    gradients of the plain forward, RegMixup's 2B rows included."""
+    from mixup_trainer import MixUpBertForSequenceClassification
+
+    batch = encode(tokenizer, "right")
+    grads, lams = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = MixUpBertForSequenceClassification(make_tiny_config(tokenizer, initializer_range=0.5,
+                                                                    num_hidden_layers=2, num_labels=3)).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        args = MixUpTrainingArguments(output_dir=str(tmp_path), mixup_method="manifold", mixup_layers=str(level),
+                                      mixup_objective="regmix", mixup_similarity_kernel=True, report_to=[],
+                                      use_cpu=True, save_strategy="no")
+        trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
+        trainer.compute_loss(model, {**batch, "labels": TARGETS}).backward()
+        lams.append(trainer.mixup_hooks.applied_plan.row_lam)
+        trainer.mixup_hooks.plan = None
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(lams[0], lams[1]) and (lams[0][len(TEXTS):] != lams[0][len(TEXTS):].max()).any()
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-6)
