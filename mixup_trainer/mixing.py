@@ -162,10 +162,10 @@ class MixUpPlan:
 
 
 def regmix_plan(plan: MixUpPlan) -> MixUpPlan:
-    """RegMixup's plan over 2B rows (Pinto et al., NeurIPS 2022): rows 0..B−1 are the batch itself,
-    each its own partner with λ = 1 (an ordinary forward pass), rows B..2B−1 its mixed copies, row
-    B + i mixed with row B + p(i) under the plan's λ. Partners stay inside the mixed half, so a
-    matching stays a matching and one forward pass over the 2B rows is exact at every level."""
+    """RegMixup's plan over 2B rows (Pinto et al., NeurIPS 2022): rows 0..B−1 are the batch as given,
+    each its own partner with λ = 1 (h̃ = 1·h + 0·h = h: an ordinary forward pass), rows B..2B−1 its
+    copy re-padded for mixing, row B + i mixed with row B + p(i) under the plan's λ. Partners stay
+    inside the mixed half, so one forward pass over the 2B rows is exact at every level."""
     batch_size = len(plan.partner)
     partner = torch.cat([torch.arange(batch_size, device=plan.partner.device), plan.partner + batch_size])
     row_lam = torch.cat([torch.ones(batch_size, dtype=torch.float64), plan.row_weights])

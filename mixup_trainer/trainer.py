@@ -28,6 +28,11 @@ from .mixing import (
 logger = logging.getLogger(__name__)
 
 
+def _per_row(value, batch_size: int) -> bool:
+    """Whether a batch entry holds one row per example (input_ids, masks ...), to be repeated for RegMixup."""
+    return torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == batch_size
+
+
 class MixUpTrainer(Trainer):
     """Fine-tunes a sequence classifier with CLS, Input or Manifold MixUp in one forward pass.
 
@@ -194,25 +199,15 @@ class MixUpTrainer(Trainer):
         batch_size = labels.shape[0]
         plan = self._draw_plan(batch_size)
         regmix = plan is not None and self.args.mixup_objective == "regmix"
-        if regmix:  # RegMixup: the batch and its mixed copy in one forward pass of 2B rows (regmix_plan)
-            inputs = {k: torch.cat([v, v]) if torch.is_tensor(v) and v.dim() and v.shape[0] == batch_size else v
-                      for k, v in inputs.items()}
-            labels = torch.cat([labels, labels])
-            plan = regmix_plan(plan)
         if plan is not None:
             plan = plan.to(labels.device)
-            head = self.mixup_hooks.num_levels - 1
-            below_head = plan.layer < head
-            if below_head and self.mixup_read_pad_token_id is not None:  # refuses a row of pad tokens only
-                inputs = align_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id,
-                                          self.mixup_read_pad_token_id)
-            elif below_head and self.mixup_pad_token_id is not None:
-                inputs = pad_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id)
-            elif (self.mixup_read_pad_token_id is not None and min(self.mixup_levels) < head
-                  and "input_ids" in inputs):
-                # The head was drawn, but levels that realign are eligible: a decoder row of pad tokens only is
-                # refused all the same, so the refusal does not depend on the level a batch drew.
-                check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
+            mixed = self._inputs_to_mix(inputs, plan)
+            if regmix:  # RegMixup: the batch as given and its mixed copy, one forward pass of 2B rows
+                inputs = {k: torch.cat([v, mixed[k]]) if _per_row(v, batch_size) else v for k, v in inputs.items()}
+                labels = torch.cat([labels, labels])
+                plan = regmix_plan(plan)
+            else:
+                inputs = mixed
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
             if plan is not None:
@@ -243,6 +238,23 @@ class MixUpTrainer(Trainer):
         else:
             loss = per_example.mean()
         return (loss, outputs) if return_outputs else loss
+
+    def _inputs_to_mix(self, inputs: dict, plan: MixUpPlan) -> dict:
+        """The batch as the plan mixes it: re-padded so that the rows of each pair share a length
+        (encoders, ``pad_for_mixing``) or a read position (decoders, ``align_for_mixing``) when the drawn
+        level is below the head; unchanged at the head."""
+        head = self.mixup_hooks.num_levels - 1
+        below_head = plan.layer < head
+        if below_head and self.mixup_read_pad_token_id is not None:  # refuses a row of pad tokens only
+            return align_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id,
+                                    self.mixup_read_pad_token_id)
+        if below_head and self.mixup_pad_token_id is not None:
+            return pad_for_mixing(inputs, plan.partner, self.args.mixup_padding, self.mixup_pad_token_id)
+        if self.mixup_read_pad_token_id is not None and min(self.mixup_levels) < head and "input_ids" in inputs:
+            # The head was drawn, but levels that realign are eligible: a decoder row of pad tokens only is
+            # refused all the same, so the refusal does not depend on the level a batch drew.
+            check_read_rows(inputs["input_ids"], self.mixup_read_pad_token_id)
+        return inputs
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         try:

@@ -96,6 +96,27 @@ def test_regmix_is_clean_ce_plus_eta_times_the_mixup_loss_of_two_separate_passes
     assert 0.05 < plan.lam < 0.95 and not torch.allclose(mixed, clean, atol=1e-3)  # the mixed term is mixed
 
 
+@pytest.mark.parametrize("family,side,mixup", [
+    ("bert", "right", dict(mixup_padding="max")),
+    ("llama", "right", dict(mixup_padding="max")),
+    ("llama", "right", dict(mixup_partners="permutation", mixup_padding="none")),
+    ("gpt2", "left", dict(mixup_partners="permutation", mixup_padding="max"))])
+def test_regmix_clean_half_is_the_batch_as_given_whatever_the_padding_and_partners(
+        family, side, mixup, tmp_path, decoder_tokenizer, encoder_tokenizer):
+    """Max padding and permutations re-pad rows that mix with nobody (an encoder's filler to the batch's
+    length; a decoder row moved to end at the batch's last read position): RegMixup's clean rows are
+    the batch as given all the same, and only the mixed copy is re-padded."""
+    model, _, batch, trainer, drawn = setup(family, side, 2, tmp_path, decoder_tokenizer, encoder_tokenizer,
+                                            mixup_objective="regmix", mixup_alpha=2.0, **mixup)
+    _, outputs, all_rows, _ = loss_of(trainer, model, batch)
+    with torch.no_grad():
+        clean = model(**batch).logits
+    torch.testing.assert_close(outputs.logits, clean, rtol=0, atol=2e-6)
+    plan = drawn[-1]
+    mixed = forward_with(model, trainer, trainer._inputs_to_mix(batch, plan), plan)
+    torch.testing.assert_close(all_rows[len(TEXTS):], mixed, rtol=0, atol=2e-6)
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("family,side", CASES)
 def test_regmix_with_alpha_to_zero_keeps_or_swaps_whole_rows(family, side, level, tmp_path, decoder_tokenizer,
