@@ -57,9 +57,8 @@ def ensemble_table(report: dict, prefix: str, title: str) -> list[str]:
     if not ensembles:
         return []
     keys = [(n, f"{prefix}_{k}") for n, k in (("acc", "accuracy"), ("MCC", "matthews_correlation"),
-                                               ("loss (NLL)", "nll"), ("ECE", "ece"), ("AURC", "aurc"),
-                                               ("AUGRC", "augrc"), ("gap", "overconfidence"))]
-    keys += [("ECE after T", f"{prefix}_ts_ece")]
+                                               ("loss (NLL)", "nll"), ("ECE", "ece"), ("ECE after T", "ts_ece"),
+                                               ("AURC", "aurc"), ("AUGRC", "augrc"), ("gap", "overconfidence"))]
     first = next(iter(ensembles.values()))
     keys = [(n, k) for n, k in keys if k in first]
     lines = [f"**{title}**", "", "| arm | seeds | " + " | ".join(n for n, _ in keys) + " |",
