@@ -2,20 +2,26 @@
 """RESULTS.md's compact tables of a finished comparison, x100, from its ``comparison.json``.
 
     python benchmarks/comparison_tables.py outputs/variants-sst2-256
+    python benchmarks/comparison_tables.py outputs/variants-sst2-256 --against manifold   # paired vs another arm
 
 One table per place the runs were scored (in-domain at the best epoch and at the last epoch, each
 shifted set) with the columns a calibration comparison reads together: the task metric, test loss
 (NLL), ECE before and after the temperature, AURC, AUGRC and the signed gap (mean confidence −
 accuracy), where the runs report them. Each arm's mean ± s.e. over seeds, then its paired
 difference with the baseline; then the ensembles of the seeds (one number each). Every number is
-``comparison.json``'s own (``summary``), only scaled and rounded.
+``comparison.json``'s own (``summary``), only scaled and rounded. ``--against ARM`` adds, per place,
+the paired differences of the other arms against ARM instead of the baseline (same seeds, computed
+from the runs' own best-epoch numbers in ``comparison.json`` by ``compare.paired_difference``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # (title, key after the prefix, section of the summary that holds it: "" = the place's own, "ts" = after T)
 COLUMNS = (("acc", "accuracy", ""), ("MCC", "matthews_correlation", ""), ("loss (NLL)", "loss", ""),
@@ -52,6 +58,24 @@ def table(report: dict, place: str, prefix: str, title: str) -> list[str]:
     return lines + [""]
 
 
+def against_table(report: dict, place: str, prefix: str, title: str, reference: str) -> list[str]:
+    """Paired differences (arm − ``reference``) at the best epoch, from the runs' own numbers."""
+    from mixup_trainer.compare import paired_difference
+
+    keys = [(n, f"{prefix}_ts_{k}" if where == "ts" else f"{prefix}_{k}") for n, k, where in COLUMNS]
+    runs = report["runs"]
+    keys = [(n, k) for n, k in keys if all(isinstance(r["best"].get(k), (int, float)) for r in runs)]
+    lines = [f"**{title}: paired against {reference}**", "", "| arm | seeds | " + " | ".join(n for n, _ in keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for method in report["methods"]:
+        if method == reference:
+            continue
+        stats = [paired_difference({(r["method"], r["seed"]): r["best"][k] for r in runs}, method, reference)
+                 for _, k in keys]
+        lines.append(f"| {method} − {reference} | {stats[0]['n']} | " + " | ".join(cell(s, True) for s in stats) + " |")
+    return lines + [""]
+
+
 def ensemble_table(report: dict, prefix: str, title: str) -> list[str]:
     ensembles = report["summary"].get("ensemble")
     if not ensembles:
@@ -71,8 +95,12 @@ def ensemble_table(report: dict, prefix: str, title: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a comparison's --output_dir (holding comparison.json)")
-    folder = parser.parse_args().folder
+    parser.add_argument("--against", metavar="ARM", help="also pair every arm against this one (best epoch)")
+    args = parser.parse_args()
+    folder = args.folder
     report = json.loads((folder / "comparison.json").read_text())
+    if args.against and args.against not in report["methods"]:
+        parser.error(f"--against {args.against}: the arms are {', '.join(report['methods'])}")
     r0 = report["runs"][0]["best"]
     lines = table(report, "best", "eval", f"In-domain, best epoch ({r0.get('eval_samples')} examples)")
     if "last" in report["summary"]:
@@ -80,6 +108,10 @@ def main() -> None:
     shifted = [p.removeprefix("shift_") for p in report["summary"] if p.startswith("shift_") and not p.endswith("_after_ts")]
     for name in shifted:
         lines += table(report, f"shift_{name}", name, f"Under shift: {name} ({r0.get(f'{name}_samples')} examples)")
+    if args.against:
+        lines += against_table(report, "best", "eval", "In-domain, best epoch", args.against)
+        for name in shifted:
+            lines += against_table(report, f"shift_{name}", name, f"Under shift: {name}", args.against)
     lines += ensemble_table(report, "eval", "Ensembles of the seeds, in-domain")
     for name in shifted:
         lines += ensemble_table(report, name, f"Ensembles of the seeds, under shift: {name}")

@@ -102,3 +102,19 @@ def test_comparison_tables_print_the_reports_own_numbers():
     assert "| manifold − none | 3 | " in out and f"{100 * paired['mean']:+.1f} ± {100 * paired['se']:.1f}" in out
     ensemble = summary["ensemble"]["manifold"]
     assert f"| manifold | 3 | {100 * ensemble['eval_accuracy']:.1f} | {100 * ensemble['eval_nll']:.1f} |" in out
+
+
+def test_comparison_tables_pair_against_another_arm():
+    """--against manifold: none − manifold is the negation of the report's own manifold − none, per column."""
+    import json
+
+    folder = REPO / "benchmarks" / "results" / "demo"
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "comparison_tables.py"), str(folder),
+                          "--against", "manifold"], capture_output=True, text=True, check=True).stdout
+    paired = json.loads((folder / "comparison.json").read_text())["summary"]["best"]["paired"]["manifold"]
+    row = out.split("paired against manifold**")[1].split("| none − manifold | 3 | ")[1].splitlines()[0]
+    assert row.split(" | ")[:2] == [f"{-100 * paired[k]['mean']:+.1f} ± {100 * paired[k]['se']:.1f}"
+                                    for k in ("eval_accuracy", "eval_loss")]
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "comparison_tables.py"), str(folder),
+                          "--against", "cls"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "the arms are none, manifold" in bad.stderr
