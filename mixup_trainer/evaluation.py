@@ -153,5 +153,5 @@ def write_eval_report(out: str, raw_eval, logits: np.ndarray, task: Task, traini
         return
     report = calibration_report(logits, np.asarray(raw_eval["label"]), from_logits=True, n_bins=n_bins)
     write_text_atomic(Path(out, CALIBRATION_FILE), json.dumps(report.to_dict(), indent=2))
-    title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.alpha:g})"
+    title = f"{task.name}, mixup {training_args.mixup_method} (α={training_args.alpha})"
     plot_reliability_diagram(report, path=os.path.join(out, DIAGRAM_FILE), title=title)

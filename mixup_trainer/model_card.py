@@ -216,7 +216,7 @@ def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | Non
         "| setting | value |", "|---|---|",
         f"| architecture | {architecture(trainer)} |",
         f"| mixup_method | {a.mixup_method} |",
-        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.alpha:g} |",
+        f"| mixup_alpha (λ ~ Beta(α, α)) | {a.alpha} |",
         f"| mixup_objective | {objective(a)} |",
         f"| similarity kernel (λ warped per pair) | {kernel(a)} |",
         f"| mixup_layers | {layers if a.mixup_method == 'manifold' else '-'} |",
