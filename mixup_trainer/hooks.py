@@ -44,9 +44,7 @@ class MixUpHooks:
         self._plan: MixUpPlan | None = None
         self._lams: torch.Tensor | None = None  # [n+2] or [n+2, rows]: λ at the drawn level, 1 elsewhere (compiled)
         self._warped: torch.Tensor | None = None  # the kernel's per-row λ, once computed for this plan
-        #: The attention mask of the batch being mixed (set by the trainer after the plan): the similarity
-        #: kernel measures token-level distances over the positions both rows of a pair attend.
-        self.attention_mask: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None  # kernel: the forward's attention_mask (positions both rows attend)
         self._calls = 0  # block calls in this forward pass (shared blocks)
         self.mixed = False  # whether the drawn level was mixed since the plan was set
         self._handles = []
@@ -58,9 +56,8 @@ class MixUpHooks:
                 self._handles.append(block.register_forward_pre_hook(self._first_block_pre_hook, with_kwargs=True))
             self._handles.append(block.register_forward_hook(partial(self._block_hook, index + 1, overridden)))
         self._handles.append(self.levels.head.register_forward_pre_hook(self._head_pre_hook))
+        self._handles.append(unwrap_model(model).register_forward_pre_hook(self._inputs_hook, with_kwargs=True))
         if self.levels.per_position_head:
-            base = unwrap_model(model)
-            self._handles.append(base.register_forward_pre_hook(self._read_positions_hook, with_kwargs=True))
             self._handles.append(self.levels.head.register_forward_hook(self._head_output_hook))
 
     @property
@@ -77,7 +74,7 @@ class MixUpHooks:
         self._plan = plan
         self._calls = 0
         self.mixed = False
-        self._read = self._read_logits = self._warped = self.attention_mask = None
+        self._read = self._read_logits = self._warped = self._mask = None
         if plan is not None:
             device = plan.partner.device
             if plan.row_lam is None:
@@ -124,7 +121,7 @@ class MixUpHooks:
         if plan.kernel is None:
             return plan.lam if plan.row_lam is None else plan.row_lam
         if self._warped is None:
-            mask = self.attention_mask
+            mask = self._mask
             if level == self.num_levels - 1 and self.levels.per_position_head:
                 rows = torch.arange(hidden.shape[0], device=hidden.device)
                 hidden, mask = hidden[rows, self._read.to(hidden.device)], None
@@ -190,9 +187,16 @@ class MixUpHooks:
                                f"{tuple(args[0].shape)}, not one vector per position [batch, length, hidden].")
         return (self._mix(self.num_levels - 1, module, args[0]), *args[1:])
 
-    def _read_positions_hook(self, module, args, kwargs):
-        """Where the model will read each row: its last non-pad token, computed as the model does."""
+    def _inputs_hook(self, module, args, kwargs):
+        """What the plan needs from the model's own inputs, read as the forward pass starts: for the
+        similarity kernel, the attention mask (its token-level distances average over the positions both
+        rows of a pair attend); for a decoder, where the model will read each row (its last non-pad
+        token, computed as the model does)."""
         if self._plan is None or not module.training:
+            return None
+        if self._plan.kernel is not None:
+            self._mask = kwargs.get("attention_mask")
+        if not self.levels.per_position_head:
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if input_ids is None:  # inputs_embeds: the model reads the last position

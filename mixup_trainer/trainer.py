@@ -210,8 +210,6 @@ class MixUpTrainer(Trainer):
                 inputs = mixed
         if self.mixup_hooks is not None:
             self.mixup_hooks.plan = plan
-            if plan is not None:
-                self.mixup_hooks.attention_mask = inputs.get("attention_mask")
         outputs = model(**inputs)
         if plan is not None:
             self.mixup_hooks.check_mixed(outputs.logits)

@@ -243,6 +243,26 @@ def test_kernel_lambda_is_the_formula_on_the_distances_at_the_mixing_level(
 
 
 @pytest.mark.parametrize("family,side", CASES)
+def test_kernel_through_the_hooks_alone_reads_the_mask_of_the_forward_call(family, side, tmp_path, decoder_tokenizer,
+                                                                         encoder_tokenizer):
+    """A custom loop that sets a kernel plan on the hooks and calls the model gets the trainer's λ: the
+    hooks take the attention mask from the forward call itself, not from the trainer."""
+    model, _, batch, trainer, drawn = setup(family, side, 2, tmp_path, decoder_tokenizer, encoder_tokenizer,
+                                            mixup_similarity_kernel=True)
+    _, _, _, applied = loss_of(trainer, model, batch)
+    hooks = trainer.mixup_hooks
+    hooks.plan = drawn[-1]
+    try:
+        with torch.no_grad():
+            model(**read_as(trainer, batch, drawn[-1].partner, 2))
+        alone = hooks.applied_plan.row_lam
+    finally:
+        hooks.plan = None
+    assert torch.equal(alone, applied.row_lam)
+    assert batch["attention_mask"].min() == 0  # padded rows: averaging over every position would differ
+
+
+@pytest.mark.parametrize("family,side", CASES)
 def test_kernel_leaves_lambda_unwarped_on_a_batch_of_identical_rows(family, side, tmp_path, decoder_tokenizer,
                                                                    encoder_tokenizer):
     texts = [TEXTS[0]] * len(TEXTS)
