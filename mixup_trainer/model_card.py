@@ -236,13 +236,29 @@ def build_model_card(trainer, args, data_summary: dict, eval_metrics: dict | Non
     _, eval_lines, _ = parse_log_history(trainer.state.log_history)
     if eval_lines:
         lines += ["", "### Training results", "", make_markdown_table(eval_lines).rstrip("\n")]
+    lines += ["", "### Framework versions", "", *framework_versions(args.model.use_peft)]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def framework_versions(use_peft: bool) -> list[str]:
+    """The card's version lines: every library whose version can move the numbers. A run repeated with
+    other versions of these (or of the model's files) may differ in the last digits, enough for a
+    few-hundred-step run to take another path; seeds and flags alone do not pin it."""
+    import accelerate
     import datasets
     import torch
     import transformers
 
-    lines += ["", "### Framework versions", "", f"- Transformers {transformers.__version__}",
-              f"- Pytorch {torch.__version__}", f"- Datasets {datasets.__version__}"]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+    from . import __version__
+
+    libraries = {"mixup-trainer": __version__, "Transformers": transformers.__version__,
+                 "Pytorch": torch.__version__, "Datasets": datasets.__version__,
+                 "Accelerate": accelerate.__version__}
+    if use_peft:
+        import peft
+
+        libraries["PEFT"] = peft.__version__
+    return [f"- {name} {version}" for name, version in libraries.items()]
 
 
 def precision(trainer) -> str:

@@ -195,6 +195,16 @@ def test_model_card_of_a_hub_model_links_its_base_model(tiny_bert, tmp_path, tok
     assert ("| levels mixed | manifold: levels 0, 2 of a 2-block encoder (0 = input of block 1, 1..2 = block "
             "outputs, 3 = input of the final projection) |") in loaded.text
     assert "No logged training step mixed a batch" not in loaded.text
+    import accelerate
+    import torch
+    import transformers
+
+    import mixup_trainer
+
+    # the versions that can move the numbers; PEFT only for an adapter
+    assert (f"- mixup-trainer {mixup_trainer.__version__}\n- Transformers {transformers.__version__}\n"
+            f"- Pytorch {torch.__version__}") in loaded.text
+    assert f"- Accelerate {accelerate.__version__}" in loaded.text and "- PEFT" not in loaded.text
     args.do_train = True  # a training run whose logged steps mixed no batch
     trainer.state.log_history = [{"loss": 0.7, "step": 1}]
     unmixed = build_model_card(trainer, run_args, {}, metrics)

@@ -51,6 +51,9 @@ def test_lora_run_saves_an_adapter_that_plain_peft_reloads(tiny_bert, sst2_sampl
     assert results["temperature"] != pytest.approx(1.0, abs=1e-3)  # T was folded in, not skipped
     card = (out / "README.md").read_text()
     assert "## LoRA adapter" in card and "rank 8" in card and "manifold" in card
+    import peft
+
+    assert f"- PEFT {peft.__version__}" in card
 
 
 def test_lora_flags_are_checked_at_parse_time(tmp_path):
