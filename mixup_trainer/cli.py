@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None, default_task: str | None = None, setup_l
         if args.run.compare is not None:
             from .compare import compare
 
-            with output_dir_lock(args.training):  # the comparison's top folder; each run locks its own
+            # the comparison's top folder, shared with copies of the command; each run locks its own
+            with output_dir_lock(args.training, shared=True):
                 return compare(args, setup_logging=setup_logging)
         from .run import main as run_main
 

@@ -20,7 +20,10 @@ A run whose ``all_results.json`` exists is finished and not redone, so a killed 
 where it stopped (an unfinished run resumes from its last checkpoint, as the scripts do). Each run's
 folder has its own ``run_settings.json``: a rerun of the comparison with other settings is refused
 with the scripts' one-line message rather than mixing old runs into the new report;
-``--overwrite_output_dir`` redoes every run. The runs log at ``--log_level error`` unless given,
+``--overwrite_output_dir`` redoes every run. Copies of the same command on one folder share the
+runs (workers: one per GPU, or single-thread processes on a CPU): a run's folder is locked by the
+process training it, so a copy goes on to the next run, then waits for the others' runs (taking over
+one whose process died) and writes the same report. The runs log at ``--log_level error`` unless given,
 and what they print besides (metric dumps, progress bars) gives way to one line per evaluation.
 """
 
@@ -41,9 +44,11 @@ import numpy as np
 
 from .ensemble import ensemble_metrics, mean_probabilities, read_predictions
 from .evaluation import PREDICTIONS_FILE
-from .output_dir import write_text_atomic
+from .output_dir import OutputDirBusy, write_text_atomic
 from .script_args import arm_overrides
 
+#: How often a comparison looks again at the runs another copy of it is training.
+WAIT_SECONDS = 30
 REPORT_FILES = ("comparison.md", "comparison.json", "test_loss.png", "reliability.png", "risk_coverage.png")
 # (key suffix, column title); the task metric comes first. Missing keys (regression) are left out.
 COLUMNS = (("loss", "test loss"), ("ece", "ECE"), ("overconfidence", "gap (conf − acc)"), ("nll", "NLL"),
@@ -155,25 +160,44 @@ def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> di
     clock = {"start": time.time(), "runs_done": 0, "runs_todo": len(todo), "metric": task.metric, "stdout": sys.stdout}
     print(f"[compare] {task.name}: methods {', '.join(methods)} x seeds {', '.join(map(str, seeds))}; "
           f"{len(runs) - len(todo)} of {len(runs)} runs already finished", flush=True)
-    for i, r in enumerate(runs, 1):
+
+    def visit(i: int, r: dict, redo: bool) -> bool:
+        """Train (or check) one run; False if another process holds its folder (is training it)."""
         label = f"run {i}/{len(runs)} {r['method']} seed {r['seed']}"
         one = run_args(args, r["method"], r["seed"], r["dir"], arms[r["method"]])
+        if not redo and args.run.overwrite_output_dir:  # trained during this comparison: checked, not redone
+            one = one.replace(overwrite_output_dir=False)
         if setup_logging is not None:
             setup_logging(one.training)
-        if r not in todo:
+        finished = not redo and (r["dir"] / "all_results.json").exists()
+        if redo:
+            (r["dir"] / "all_results.json").unlink(missing_ok=True)  # --overwrite_output_dir: unfinished until rerun
+        try:
             # main() checks the folder's run_settings.json: a finished run of other settings is refused, not reused
             with _quiet():
-                main(one)
+                main(one, **({} if finished else {"progress": _progress_callback(label, clock)}))
+        except OutputDirBusy as busy:
+            if busy.folder != r["dir"] or training_args.world_size > 1:
+                raise
+            return False
+        if finished:
             print(f"[compare] {label}: finished before (all_results.json), not redone", flush=True)
-            continue
-        (r["dir"] / "all_results.json").unlink(missing_ok=True)  # --overwrite_output_dir: unfinished until rerun
-        with _quiet():
-            main(one, progress=_progress_callback(label, clock))
-        clock["runs_done"] += 1
+        else:
+            clock["runs_done"] += 1
+        return True
+
+    elsewhere = [(i, r) for i, r in enumerate(runs, 1) if not visit(i, r, r in todo and args.run.overwrite_output_dir)]
+    if elsewhere:  # another copy of this command trains them: wait, or take a run over if its process dies
+        names = ", ".join(f"{r['method']} seed {r['seed']}" for _, r in elsewhere)
+        print(f"[compare] {len(elsewhere)} run(s) being trained by another process ({names}): waiting for them",
+              flush=True)
+    while elsewhere:
+        time.sleep(WAIT_SECONDS)
+        elsewhere = [(i, r) for i, r in elsewhere if not visit(i, r, False)]
     if not training_args.should_save:  # other ranks of a data-parallel comparison write nothing
         return {}
     summary = write_report(out, task, [_load(r) for r in runs], methods, seeds, args.calibration.calibration_bins)
-    print(f"[compare] {len(todo)} run(s) in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
+    print(f"[compare] {clock['runs_done']} run(s) trained here in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
           flush=True)
     print((out / "comparison.md").read_text(encoding="utf-8"), flush=True)
     print(f"[compare] {out} holds {_size(out)}: each run's folder keeps its trained model beside its results; "

@@ -6,6 +6,9 @@ What the run scripts rely on so that nothing is lost and nothing is silently wro
   process that writes the folder: rank 0 under torchrun, so the ranks of one run never refuse each
   other); a second run on the folder is refused in one line naming the holder (pid, host, command).
   The kernel releases the lock when its holder dies, so a lock left by a killed run never blocks.
+  A comparison holds its top folder's lock shared: copies of the same ``--compare`` command may work
+  on one folder together (each run's folder is still locked by the one process training it), while
+  a single run there is refused.
 * **Atomic results.** JSON and text results are written to a temporary file in the same folder and
   moved into place with ``os.replace``, so a kill leaves either the old file or the new one, never
   half of one; they get the permissions the umask gives any new file. ``all_results.json`` is written
@@ -171,17 +174,25 @@ def _holder(fd: int) -> str:
         return "a process that is just starting"
 
 
-def _acquire(path: Path) -> int | None:
-    """An fd holding an exclusive flock on ``path`` (None where the file system has no locks)."""
+class OutputDirBusy(ValueError):
+    """The output folder is locked by another process (``folder``, ``holder``: who, from the lock file)."""
+
+    def __init__(self, folder: Path, holder: str):
+        super().__init__(f"output_dir {folder} is in use by another run ({holder}): wait for it to end "
+                         "(or stop it), or choose another --output_dir.")
+        self.folder, self.holder = Path(folder), holder
+
+
+def _acquire(path: Path, shared: bool = False) -> int | None:
+    """An fd holding an flock on ``path``, exclusive or shared (None where the file system has no locks)."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise ValueError(f"output_dir {path.parent} is in use by another run ({holder}): wait for it to end "
-                             "(or stop it), or choose another --output_dir.") from None
+            raise OutputDirBusy(path.parent, holder) from None
         except OSError as err:  # e.g. ENOLCK on a network file system without locks
             os.close(fd)
             logger.warning("Cannot lock %s (%s): another run on the same output_dir would not be refused.", path, err)
@@ -202,13 +213,14 @@ def _acquire(path: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def output_dir_lock(training_args):
-    """Hold ``output_dir/.run.lock`` for the whole block (see the module docstring).
+def output_dir_lock(training_args, shared: bool = False):
+    """Hold ``output_dir/.run.lock`` for the whole block (see the module docstring); ``shared``: beside
+    other shared holders (copies of one comparison), never beside an exclusive one (a run).
 
     Only the process that writes the folder (``should_save``: rank 0) locks it; the other ranks of
-    the run follow it through ``prepare_output_dir``. The lock file is removed on the way out (while
-    still held; a process that opened it meanwhile sees another inode and locks afresh), and so is
-    an output folder that the lock alone created."""
+    the run follow it through ``prepare_output_dir``. The last holder removes the lock file on the way
+    out (while still holding it exclusively; a process that opened it meanwhile sees another inode and
+    locks afresh), and so is an output folder that the lock alone created."""
     if fcntl is None or not training_args.should_save:
         yield
         return
@@ -216,12 +228,17 @@ def output_dir_lock(training_args):
     created = not out.exists()
     make_output_dir(out)
     path = out / LOCK_FILE
-    fd = _acquire(path)
+    fd = _acquire(path, shared)
     try:
         yield
     finally:
         if fd is not None:
-            path.unlink(missing_ok=True)
+            try:  # a shared holder removes the file only if it is the last one, and only its own file
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    path.unlink()
+            except OSError:
+                pass  # another comparison still holds it (or the file is gone already)
             os.close(fd)
         if created:
             with contextlib.suppress(OSError):

@@ -366,3 +366,85 @@ def test_variant_arms_train_and_are_reported_under_the_names_as_written(tiny_ber
         own = json.loads((tmp_path / f"{arm}-seed1" / "all_results.json").read_text())
         assert report["summary"]["best"]["mean"][arm]["eval_loss"]["mean"] == pytest.approx(own["eval_loss"])
     assert "| manifold+reg+sk − none | 1 | " in (tmp_path / "comparison.md").read_text()
+
+
+HOLD_RUN_FOLDER = """
+import sys, time
+from types import SimpleNamespace
+from mixup_trainer.output_dir import output_dir_lock
+with output_dir_lock(SimpleNamespace(output_dir=sys.argv[1], should_save=True)):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("other_copy", ["finishes the run", "dies"])
+def test_a_run_another_copy_is_training_is_waited_for_not_trained_twice(comparison, tiny_bert, sst2_sample_dir,
+                                                                        tmp_path, monkeypatch, capsys, other_copy):
+    """Run 1's folder is locked by another process (a copy of the comparison training it): this copy trains
+    the other runs, waits, and then either checks the run the other copy finished, or (the other copy
+    died) resumes it itself. The report's numbers are the uninterrupted comparison's."""
+    from mixup_trainer import compare as compare_module
+    from mixup_trainer.cli import main
+
+    reference, _ = comparison
+    held = tmp_path / "none-seed1"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(held)], cwd=REPO, env=ENV,
+                              stdout=subprocess.PIPE, text=True)
+    waits = []
+
+    def other_copy_ends(seconds):
+        waits.append(seconds)
+        if len(waits) == 1:
+            if other_copy == "finishes the run":
+                shutil.copytree(reference / "none-seed1", held, dirs_exist_ok=True)
+            holder.kill()
+            holder.wait()
+
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(compare_module.time, "sleep", other_copy_ends)
+        capsys.readouterr()
+        main(compare_argv(tmp_path, tiny_bert, sst2_sample_dir))
+    finally:
+        holder.kill()
+        holder.wait()
+    stdout = capsys.readouterr().out
+    assert "[compare] 1 run(s) being trained by another process (none seed 1): waiting for them" in stdout
+    assert waits == [compare_module.WAIT_SECONDS]
+    trained_here = "run 1/4 none seed 1: epoch 2/2" in stdout
+    assert trained_here == (other_copy == "dies"), stdout
+    assert ("run 1/4 none seed 1: finished before (all_results.json), not redone" in stdout) != trained_here
+    assert "run 4/4 manifold seed 2: epoch 2/2" in stdout
+    assert f"[compare] {3 + trained_here} run(s) trained here in" in stdout
+    report = json.loads((tmp_path / "comparison.json").read_text())
+    assert [(r["method"], r["seed"]) for r in report["runs"]] == [(m, s) for s in SEEDS for m in METHODS]
+    for method in METHODS:
+        for seed in SEEDS:
+            ours, uninterrupted = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
+            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
+                assert ours[key] == pytest.approx(uninterrupted[key], abs=1e-6), (method, seed, key)
+
+
+@pytest.mark.slow
+def test_two_copies_of_one_comparison_share_its_runs(comparison, tiny_bert, sst2_sample_dir, tmp_path):
+    """The same command started twice on one folder (two workers, e.g. one per GPU): each run is trained by
+    exactly one of them, both end with the same report, and its numbers are the single comparison's."""
+    command = [sys.executable, "run_glue_mixup.py", *compare_argv(tmp_path, tiny_bert, sst2_sample_dir)]
+    copies = [subprocess.Popen(command, cwd=REPO, env={**ENV, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [copy.communicate(timeout=600) for copy in copies]
+    for copy, (out, err) in zip(copies, outputs):
+        assert copy.returncode == 0, f"{out[-3000:]}\n{err[-3000:]}"
+    for i, (method, seed) in enumerate([(m, s) for s in SEEDS for m in METHODS], 1):
+        trained = [f"run {i}/4 {method} seed {seed}: epoch 2/2" in out for out, _ in outputs]
+        assert sum(trained) == 1, (method, seed, [out for out, _ in outputs])
+    reports = [out[out.index("# MixUp comparison"):] for out, _ in outputs]
+    assert reports[0].split("## Plots")[0] == reports[1].split("## Plots")[0]
+    reference, _ = comparison
+    for method in METHODS:
+        for seed in SEEDS:
+            ours, alone = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
+            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
+                assert ours[key] == pytest.approx(alone[key], abs=1e-6), (method, seed, key)
+    assert len(json.loads((tmp_path / "comparison.json").read_text())["runs"]) == 4

@@ -498,3 +498,29 @@ def test_model_card_names_the_saved_class_and_a_useful_local_name(tiny_bert, tmp
     assert local_model_name("/data/models/roberta-large") == "roberta-large"
     assert local_model_name("/hub/models--org--m/snapshots/" + "ab" * 20) == "models--org--m/snapshots/" + "ab" * 20
     assert local_model_name("/runs/sst2/checkpoint-500") == "sst2/checkpoint-500"
+
+
+def test_a_comparison_shares_its_top_folder_with_copies_of_itself_not_with_a_run(tmp_path):
+    """Comparisons lock their top folder shared, runs exclusively: copies of one comparison work side by
+    side, a run beside them (or a comparison beside a run) is refused; the last holder removes the file."""
+    from types import SimpleNamespace
+
+    from mixup_trainer.output_dir import LOCK_FILE, OutputDirBusy, output_dir_lock
+
+    folder = SimpleNamespace(output_dir=str(tmp_path / "compare"), should_save=True)
+    lock_file = tmp_path / "compare" / LOCK_FILE
+    with output_dir_lock(folder, shared=True):
+        with output_dir_lock(folder, shared=True):
+            with pytest.raises(OutputDirBusy, match="is in use by another run"):
+                with output_dir_lock(folder):
+                    pass
+        assert lock_file.exists()  # the other copy still holds it
+        with pytest.raises(OutputDirBusy):
+            with output_dir_lock(folder):
+                pass
+    assert not lock_file.exists()
+    with output_dir_lock(folder):
+        with pytest.raises(OutputDirBusy) as refused:
+            with output_dir_lock(folder, shared=True):
+                pass
+    assert refused.value.folder == tmp_path / "compare" and f"pid {os.getpid()}" in refused.value.holder
