@@ -136,7 +136,7 @@ def test_rerun_of_a_finished_comparison_adds_the_ensemble_rows_without_training(
     (out / "comparison.json").write_text(json.dumps(report))
     (out / "comparison.md").write_text("old report\n")
     stdout = run_compare(out, tiny_bert, sst2_sample_dir)
-    assert "4 of 4 runs already finished" in stdout and "[compare] 0 run(s) in" in stdout
+    assert "4 of 4 runs already finished" in stdout and "[compare] 0 run(s) trained here in" in stdout
     assert set(json.loads((out / "comparison.json").read_text())["summary"]["ensemble"]) == set(METHODS)
     assert "## Ensemble of 2 seeds" in (out / "comparison.md").read_text()
     assert len(models) == 4 and models == {p: p.stat().st_mtime_ns for p in models}
@@ -149,7 +149,7 @@ def test_progress_lines_not_a_log_wall(comparison):
         for epoch in (1, 2):
             assert f"[compare] run {i}/4 {method} seed {seed}: epoch {epoch}/2  loss " in stdout
     assert "***** train metrics *****" not in stdout and "{'loss'" not in stdout
-    assert stdout.index("[compare] 4 run(s) in") < stdout.index("# MixUp comparison: sst2, none vs manifold")
+    assert stdout.index("[compare] 4 run(s) trained here in") < stdout.index("# MixUp comparison: sst2, none vs manifold")
 
 
 @pytest.mark.slow
