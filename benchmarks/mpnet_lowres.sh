@@ -7,6 +7,7 @@
 #
 #   bash benchmarks/mpnet_lowres.sh [grid|n32|n64|n256|all]     (default: all)
 #   THREADS=1 nice -n 19 bash benchmarks/mpnet_lowres.sh          # beside other work
+#   WORKERS=2 THREADS=1 bash benchmarks/mpnet_lowres.sh n256      # two copies of each comparison share its runs
 #
 # The learning-rate rule: the baseline (none) on seed 100, which no table reports, at N = 64, 10
 # epochs, lr in {2e-5, 5e-5, 1e-4}; the rate with the best best-epoch dev accuracy (a tie goes to the
@@ -45,10 +46,19 @@ PYEOF
 )
 echo "[mpnet] learning rate from the grid: $LR"
 
-compare_n() {  # N SEEDS
+comparison() {  # N SEEDS
   "$PY" run_glue_mixup.py "${COMMON[@]}" --compare cls,input,manifold --compare_seeds "$2" \
       --max_train_samples "$1" --learning_rate "$LR" --temperature_scaling --calibration_file "$CAL" \
       --output_dir "$OUT/sst2-$1"
+}
+compare_n() {  # N SEEDS; WORKERS copies of the command share the runs (docs/compare.md, "Several workers")
+  local pids=() w
+  for ((w = 2; w <= ${WORKERS:-1}; w++)); do
+    comparison "$@" > "$OUT/sst2-$1-worker$w.log" 2>&1 &
+    pids+=($!)
+  done
+  comparison "$@"
+  for w in "${pids[@]}"; do wait "$w"; done
   # the report needs each run's results and predictions, not its 440 MB model: free the disk
   rm -f "$OUT/sst2-$1"/*-seed*/model.safetensors
 }
