@@ -43,6 +43,15 @@ def own_files(out, method, seed):
     return json.loads((run / "all_results.json").read_text()), evals[-1]
 
 
+def assert_same_runs(folder, reference):
+    """Every run in ``folder`` has the numbers of the same run in ``reference`` (the uninterrupted comparison)."""
+    for method in METHODS:
+        for seed in SEEDS:
+            ours, theirs = own_files(folder, method, seed)[0], own_files(reference, method, seed)[0]
+            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
+                assert ours[key] == pytest.approx(theirs[key], abs=1e-6), (method, seed, key)
+
+
 def expected_stat(values):
     se = statistics.stdev(values) / math.sqrt(len(values))
     return {"mean": pytest.approx(statistics.fmean(values), abs=1e-12), "se": pytest.approx(se, abs=1e-12),
@@ -208,12 +217,7 @@ def test_killed_comparison_resumes_to_the_same_numbers(comparison, tiny_bert, ss
     assert (tmp_path / "none-seed1" / "all_results.json").stat().st_mtime_ns == finished
     state = json.loads((left / "trainer_state.json").read_text())
     assert [h["epoch"] for h in state["log_history"] if "eval_loss" in h] == [1, 2]
-    reference, _ = comparison
-    for method in METHODS:
-        for seed in SEEDS:
-            resumed, uninterrupted = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
-            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
-                assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-6), (method, seed, key)
+    assert_same_runs(tmp_path, comparison[0])
 
 
 @pytest.mark.slow
@@ -419,11 +423,7 @@ def test_a_run_another_copy_is_training_is_waited_for_not_trained_twice(comparis
     assert f"[compare] {3 + trained_here} run(s) trained here in" in stdout
     report = json.loads((tmp_path / "comparison.json").read_text())
     assert [(r["method"], r["seed"]) for r in report["runs"]] == [(m, s) for s in SEEDS for m in METHODS]
-    for method in METHODS:
-        for seed in SEEDS:
-            ours, uninterrupted = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
-            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
-                assert ours[key] == pytest.approx(uninterrupted[key], abs=1e-6), (method, seed, key)
+    assert_same_runs(tmp_path, reference)
 
 
 @pytest.mark.slow
@@ -441,10 +441,5 @@ def test_two_copies_of_one_comparison_share_its_runs(comparison, tiny_bert, sst2
         assert sum(trained) == 1, (method, seed, [out for out, _ in outputs])
     reports = [out[out.index("# MixUp comparison"):] for out, _ in outputs]
     assert reports[0].split("## Plots")[0] == reports[1].split("## Plots")[0]
-    reference, _ = comparison
-    for method in METHODS:
-        for seed in SEEDS:
-            ours, alone = own_files(tmp_path, method, seed)[0], own_files(reference, method, seed)[0]
-            for key in ("eval_accuracy", "eval_loss", "eval_ece", "best_epoch"):
-                assert ours[key] == pytest.approx(alone[key], abs=1e-6), (method, seed, key)
+    assert_same_runs(tmp_path, comparison[0])
     assert len(json.loads((tmp_path / "comparison.json").read_text())["runs"]) == 4
