@@ -118,3 +118,43 @@ def test_comparison_tables_pair_against_another_arm():
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "comparison_tables.py"), str(folder),
                           "--against", "cls"], capture_output=True, text=True)
     assert bad.returncode == 2 and "the arms are none, manifold" in bad.stderr
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# stands in for python: prints a model folder for the scripts' lookups, records every run command
+case "$1" in
+  -c|benchmarks/pypi_smollm2.py|benchmarks/pypi_mpnet.py) echo /models/m ;;
+  run_glue_mixup.py) echo "$*" >> "$RECORD" ;;
+  -) exec "$REAL_PYTHON" "$@" ;;
+  *) exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("script, step, output_dir", [
+    ("variants.sh", "decoder", "outputs/smollm2-sst2-256"), ("variants.sh", "n1024", "outputs/variants-sst2-1024"),
+    ("mpnet_lowres.sh", "n256", "outputs/mpnet-lowres/sst2-256")])
+def test_comparison_scripts_start_workers_copies_of_one_command(tmp_path, script, step, output_dir):
+    """The resumable benchmark scripts with WORKERS=2: two identical comparison commands on one folder
+    (they share its runs), with the flags of the RESULTS.md section they make."""
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    if script == "mpnet_lowres.sh":  # the learning-rate grid, finished
+        for lr, accuracy in (("2e-5", 0.5), ("5e-5", 0.9), ("1e-4", 0.91)):
+            (out / "grid" / f"lr{lr}").mkdir(parents=True)
+            (out / "grid" / f"lr{lr}" / "all_results.json").write_text(f'{{"eval_accuracy": {accuracy}}}')
+        output_dir = str(out / "sst2-256")
+    record = tmp_path / "commands.txt"
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / script), step], cwd=REPO, capture_output=True, text=True,
+                          env={**ENV, "PY": str(fake), "WORKERS": "2", "RECORD": str(record), "OUT": str(out),
+                               "REAL_PYTHON": sys.executable},
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, second = record.read_text().splitlines()
+    assert first == second and f"--output_dir {output_dir}" in first and "--compare_seeds" in first
+    if script == "mpnet_lowres.sh":
+        assert "--learning_rate 0.0001 " in first and "--max_train_samples 256 " in first
+    else:
+        assert "manifold+reg,manifold+sk,manifold+reg+sk,ls0.1" in first
