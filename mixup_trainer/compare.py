@@ -197,8 +197,8 @@ def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> di
     if not training_args.should_save:  # other ranks of a data-parallel comparison write nothing
         return {}
     summary = write_report(out, task, [_load(r) for r in runs], methods, seeds, args.calibration.calibration_bins)
-    print(f"[compare] {clock['runs_done']} run(s) trained here in {_clock(time.time() - clock['start'])}; report: {out / 'comparison.md'}",
-          flush=True)
+    print(f"[compare] {clock['runs_done']} run(s) trained here in {_clock(time.time() - clock['start'])}; "
+          f"report: {out / 'comparison.md'}", flush=True)
     print((out / "comparison.md").read_text(encoding="utf-8"), flush=True)
     print(f"[compare] {out} holds {_size(out)}: each run's folder keeps its trained model beside its results; "
           "delete a run's model*.safetensors / adapter_model.safetensors if you need only the numbers.", flush=True)
