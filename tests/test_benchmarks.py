@@ -132,8 +132,8 @@ esac
 
 
 @pytest.mark.parametrize("script, step, output_dir", [
-    ("variants.sh", "decoder", "outputs/smollm2-sst2-256"), ("variants.sh", "n1024", "outputs/variants-sst2-1024"),
-    ("mpnet_lowres.sh", "n256", "outputs/mpnet-lowres/sst2-256")])
+    ("variants.sh", "decoder", "smollm2-sst2-256"), ("variants.sh", "n1024", "variants-sst2-1024"),
+    ("mpnet_lowres.sh", "n256", "sst2-256")])
 def test_comparison_scripts_start_workers_copies_of_one_command(tmp_path, script, step, output_dir):
     """The resumable benchmark scripts with WORKERS=2: two identical comparison commands on one folder
     (they share its runs), with the flags of the RESULTS.md section they make."""
@@ -145,7 +145,6 @@ def test_comparison_scripts_start_workers_copies_of_one_command(tmp_path, script
         for lr, accuracy in (("2e-5", 0.5), ("5e-5", 0.9), ("1e-4", 0.91)):
             (out / "grid" / f"lr{lr}").mkdir(parents=True)
             (out / "grid" / f"lr{lr}" / "all_results.json").write_text(f'{{"eval_accuracy": {accuracy}}}')
-        output_dir = str(out / "sst2-256")
     record = tmp_path / "commands.txt"
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / script), step], cwd=REPO, capture_output=True, text=True,
                           env={**ENV, "PY": str(fake), "WORKERS": "2", "RECORD": str(record), "OUT": str(out),
@@ -153,7 +152,8 @@ def test_comparison_scripts_start_workers_copies_of_one_command(tmp_path, script
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     first, second = record.read_text().splitlines()
-    assert first == second and f"--output_dir {output_dir}" in first and "--compare_seeds" in first
+    assert first == second and f"--output_dir {out / output_dir}" in first and "--compare_seeds" in first
+    assert sorted(p.name for p in out.glob("*.worker2")) == [f"{output_dir}.log.worker2"] * (script == "variants.sh")
     if script == "mpnet_lowres.sh":
         assert "--learning_rate 0.0001 " in first and "--max_train_samples 256 " in first
     else:
