@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from test_run_scripts import ENV, REPO  # tiny_bert, sst2_sample_dir: fixtures of conftest.py
+from testing_utils import hold_lock
 
 from mixup_trainer.compare import mean_se
 
@@ -372,16 +373,6 @@ def test_variant_arms_train_and_are_reported_under_the_names_as_written(tiny_ber
     assert "| manifold+reg+sk − none | 1 | " in (tmp_path / "comparison.md").read_text()
 
 
-HOLD_RUN_FOLDER = """
-import sys, time
-from types import SimpleNamespace
-from mixup_trainer.output_dir import output_dir_lock
-with output_dir_lock(SimpleNamespace(output_dir=sys.argv[1], should_save=True)):
-    print("locked", flush=True)
-    time.sleep(600)
-"""
-
-
 @pytest.mark.parametrize("other_copy", ["finishes the run", "dies"])
 def test_a_run_another_copy_is_training_is_waited_for_not_trained_twice(comparison, tiny_bert, sst2_sample_dir,
                                                                         tmp_path, monkeypatch, capsys, other_copy):
@@ -393,8 +384,7 @@ def test_a_run_another_copy_is_training_is_waited_for_not_trained_twice(comparis
 
     reference, _ = comparison
     held = tmp_path / "none-seed1"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(held)], cwd=REPO, env=ENV,
-                              stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(held)
     waits = []
 
     def other_copy_ends(seconds):
@@ -406,7 +396,6 @@ def test_a_run_another_copy_is_training_is_waited_for_not_trained_twice(comparis
             holder.wait()
 
     try:
-        assert holder.stdout.readline().strip() == "locked"
         monkeypatch.setattr(compare_module.time, "sleep", other_copy_ends)
         capsys.readouterr()
         main(compare_argv(tmp_path, tiny_bert, sst2_sample_dir))

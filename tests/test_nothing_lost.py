@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_run_scripts import DATA, ENV, REPO  # tiny_bert: a fixture of conftest.py
+from testing_utils import hold_lock
 
 ENV = {**ENV, "OMP_NUM_THREADS": "1"}
 ENV.pop("MIXUP_DEBUG", None)
@@ -70,23 +71,6 @@ def without_timing(record: dict) -> dict:
 
 
 # -------------------------------------------------------------------------------- 1. one run per folder
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from types import SimpleNamespace
-    from mixup_trainer.output_dir import output_dir_lock
-    with output_dir_lock(SimpleNamespace(output_dir=sys.argv[1], should_save=True)):
-        print("locked", flush=True)
-        time.sleep(600)
-""")
-
-
-def hold_lock(folder: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "--my-flag"], cwd=REPO, env=ENV,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 def test_second_run_on_a_busy_folder_is_refused_and_a_killed_holder_never_blocks(tiny_bert, small_data, tmp_path):
     out = tmp_path / "run"
     holder = hold_lock(out)

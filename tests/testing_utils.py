@@ -3,6 +3,8 @@
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,3 +48,22 @@ def tokenized_dataset(tokenizer, n: int = 32, max_length: int = 40, label_fn=Non
     ds = Dataset.from_dict({"sentence": texts, "label": labels})
     return ds.map(lambda b: tokenizer(b["sentence"], truncation=True, max_length=max_length),
                   batched=True, remove_columns=["sentence"])
+
+
+#: A process that holds an output folder's lock (as a run does) until it is killed.
+LOCK_HOLDER = """
+import sys, time
+from types import SimpleNamespace
+from mixup_trainer.output_dir import output_dir_lock
+with output_dir_lock(SimpleNamespace(output_dir=sys.argv[1], should_save=True)):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock (its command line ends in ``--my-flag``); kill it to let go."""
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(folder), "--my-flag"], cwd=REPO, env=ENV,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
