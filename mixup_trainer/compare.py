@@ -164,9 +164,8 @@ def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> di
     def visit(i: int, r: dict, redo: bool) -> bool:
         """Train (or check) one run; False if another process holds its folder (is training it)."""
         label = f"run {i}/{len(runs)} {r['method']} seed {r['seed']}"
-        one = run_args(args, r["method"], r["seed"], r["dir"], arms[r["method"]])
-        if not redo and args.run.overwrite_output_dir:  # trained during this comparison: checked, not redone
-            one = one.replace(overwrite_output_dir=False)
+        # a run met again (trained meanwhile by another copy) is checked, not redone, even under overwrite
+        one = run_args(args, r["method"], r["seed"], r["dir"], {**arms[r["method"]], "overwrite_output_dir": redo})
         if setup_logging is not None:
             setup_logging(one.training)
         finished = not redo and (r["dir"] / "all_results.json").exists()
@@ -186,7 +185,7 @@ def compare(args, setup_logging=None, arms: dict[str, dict] | None = None) -> di
             clock["runs_done"] += 1
         return True
 
-    elsewhere = [(i, r) for i, r in enumerate(runs, 1) if not visit(i, r, r in todo and args.run.overwrite_output_dir)]
+    elsewhere = [(i, r) for i, r in enumerate(runs, 1) if not visit(i, r, args.run.overwrite_output_dir)]
     if elsewhere:  # another copy of this command trains them: wait, or take a run over if its process dies
         names = ", ".join(f"{r['method']} seed {r['seed']}" for _, r in elsewhere)
         print(f"[compare] {len(elsewhere)} run(s) being trained by another process ({names}): waiting for them",
