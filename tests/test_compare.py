@@ -432,3 +432,32 @@ def test_two_copies_of_one_comparison_share_its_runs(comparison, tiny_bert, sst2
     assert reports[0].split("## Plots")[0] == reports[1].split("## Plots")[0]
     assert_same_runs(tmp_path, comparison[0])
     assert len(json.loads((tmp_path / "comparison.json").read_text())["runs"]) == 4
+
+
+@pytest.mark.slow
+def test_overwrite_output_dir_redoes_every_run_with_the_new_settings(comparison, tiny_bert, sst2_sample_dir, tmp_path,
+                                                                     capsys):
+    """On a finished comparison, --overwrite_output_dir with another learning rate retrains all four runs
+    (instead of the refusal above); the report then holds the new runs' numbers, and the next plain rerun
+    finds them finished."""
+    from mixup_trainer.cli import main
+
+    out = tmp_path / "compare"
+    shutil.copytree(comparison[0], out)
+    argv = compare_argv(out, tiny_bert, sst2_sample_dir)
+    argv[argv.index("--learning_rate") + 1] = "2e-3"
+    capsys.readouterr()
+    main([*argv, "--overwrite_output_dir"])
+    stdout = capsys.readouterr().out
+    assert "[compare] 4 run(s) trained here in" in stdout and "not redone" not in stdout
+    report = json.loads((out / "comparison.json").read_text())
+    for method in METHODS:
+        for seed in SEEDS:
+            ours, old = own_files(out, method, seed)[0], own_files(comparison[0], method, seed)[0]
+            settings = json.loads((out / f"{method}-seed{seed}" / "run_settings.json").read_text())
+            assert settings["learning_rate"] == 2e-3, (method, seed)
+            assert ours["eval_loss"] != old["eval_loss"], (method, seed)  # retrained, not kept
+        losses = [own_files(out, method, s)[1]["eval_loss"] for s in SEEDS]  # the new runs' last epoch
+        assert report["summary"]["last"]["mean"][method]["eval_loss"] == expected_stat(losses), method
+    main(argv)
+    assert capsys.readouterr().out.count("finished before (all_results.json), not redone") == 4
