@@ -221,6 +221,19 @@ def _load(run: dict) -> dict:
                 eval_loss_curve=[[h["epoch"], h["eval_loss"]] for h in evals])
 
 
+def one_class_runs(out: Path, records: list[dict]) -> list[dict]:
+    """The runs whose kept model predicts the same class for every scored example: a degenerate
+    fine-tuning run (its loss never left log C; common with little data), which the report names
+    because over few seeds one such run can decide a method's mean. Named, not dropped."""
+    found = []
+    for r in records:
+        _, probs, _ = read_predictions(out / r["output_dir"], PREDICTIONS_FILE)
+        classes = np.unique(probs.argmax(axis=1))
+        if len(probs) > 1 and len(classes) == 1:
+            found.append(dict(method=r["method"], seed=r["seed"], predicted_class=int(classes[0])))
+    return found
+
+
 def _cell(stat: dict | None, signed: bool = False) -> str:
     if stat is None:
         return "–"
@@ -308,6 +321,13 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
              "curve (lower: the confident predictions are the right ones). `lsε` = label smoothing ε, no mixing."]
     lines += _table(f"Best epoch (the model each run keeps, chosen by {task.metric})", best_cols,
                     *summary["best"].values(), {"epochs": _epochs(records, methods, "best_epoch")})
+    predictions = all((out / r["output_dir"] / PREDICTIONS_FILE).exists() for r in records)
+    one_class = one_class_runs(out, records) if predictions and not task.is_regression else []
+    if one_class:
+        lines += ["", "**Runs whose kept model predicts one class for every scored example** (they never learned "
+                  "the task; their numbers stay in every table, where over few seeds one of them can decide a mean): "
+                  + "; ".join(f"{r['method']} seed {r['seed']} (always class {r['predicted_class']})"
+                              for r in one_class) + "."]
     if "last" in summary:
         lines += _table("Last epoch", last_cols, *summary["last"].values(),
                         {"epochs": _epochs(records, methods, "last_epoch")})
@@ -321,7 +341,6 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
         if f"shift_{name}_after_ts" in summary:
             lines += _table(f"Under shift: {name}, after the in-domain temperature", sections[f"shift_{name}_after_ts"][0],
                             *summary[f"shift_{name}_after_ts"].values(), {})
-    predictions = all((out / r["output_dir"] / PREDICTIONS_FILE).exists() for r in records)
     ensembled = [m for m in methods if sum(r["method"] == m for r in records) >= 2] if predictions else []
     if ensembled and not task.is_regression:
         summary["ensemble"] = {m: ensemble_metrics(_method_folders(out, records, m), task, n_bins, shifted)
@@ -340,7 +359,7 @@ def write_report(out: Path, task, records: list[dict], methods: list[str], seeds
     write_text_atomic(out / "comparison.md", "\n".join(lines) + "\n")
     report = dict(task=task.name, methods=methods, seeds=seeds, baseline=methods[0],
                   columns={name: cols for name, (cols, _) in sections.items() if cols},
-                  summary=summary, plots=plots, runs=records)
+                  summary=summary, one_class_runs=one_class, plots=plots, runs=records)
     write_text_atomic(out / "comparison.json", json.dumps(report, indent=1))
     return report
 

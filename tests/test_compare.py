@@ -461,3 +461,43 @@ def test_overwrite_output_dir_redoes_every_run_with_the_new_settings(comparison,
         assert report["summary"]["last"]["mean"][method]["eval_loss"] == expected_stat(losses), method
     main(argv)
     assert capsys.readouterr().out.count("finished before (all_results.json), not redone") == 4
+
+
+@pytest.mark.slow
+def test_runs_that_predict_one_class_everywhere_are_named_in_the_report(comparison, tiny_bert, sst2_sample_dir,
+                                                                        tmp_path, capsys):
+    """comparison.json's one_class_runs lists exactly the runs whose every scored prediction (the runs' own
+    prediction files) is one class; a run made to predict class 0 everywhere is then named under the
+    best-epoch table, and it stays in the means."""
+    from mixup_trainer.cli import main
+
+    out = tmp_path / "compare"
+    shutil.copytree(comparison[0], out)
+
+    def predictions(method, seed):
+        return out / f"{method}-seed{seed}" / "eval_predictions.jsonl"
+
+    def one_class(report):
+        by_hand = []
+        for seed in SEEDS:
+            for method in METHODS:
+                classes = {json.loads(line)["prediction"] for line in predictions(method, seed).read_text().splitlines()}
+                if len(classes) == 1:
+                    by_hand.append(dict(method=method, seed=seed, predicted_class=classes.pop()))
+        key = lambda r: (r["method"], r["seed"])  # noqa: E731
+        assert sorted(report["one_class_runs"], key=key) == sorted(by_hand, key=key)
+        return by_hand
+
+    assert {"method": "manifold", "seed": 2, "predicted_class": 0} not in one_class(
+        json.loads((out / "comparison.json").read_text()))
+    rows = [json.loads(line) for line in predictions("manifold", 2).read_text().splitlines()]
+    predictions("manifold", 2).write_text("".join(
+        json.dumps({**row, "prediction": 0, "probs": [0.6, 0.4]}) + "\n" for row in rows))
+    main(compare_argv(out, tiny_bert, sst2_sample_dir))  # every run finished: only the report is rewritten
+    assert "[compare] 0 run(s) trained here in" in capsys.readouterr().out
+    report = json.loads((out / "comparison.json").read_text())
+    assert {"method": "manifold", "seed": 2, "predicted_class": 0} in one_class(report)
+    text = (out / "comparison.md").read_text()
+    note = text[text.index("**Runs whose kept model predicts one class"):].split("\n")[0]
+    assert "manifold seed 2 (always class 0)" in note and text.index(note) < text.index("## Last epoch")
+    assert report["summary"]["best"]["mean"]["manifold"]["eval_loss"]["n"] == 2
