@@ -13,6 +13,7 @@ modules, and the run saves the adapter, which plain peft reloads onto the base m
 from __future__ import annotations
 
 import logging
+import warnings
 
 from .levels import final_projection
 from .tasks import Task
@@ -90,7 +91,9 @@ def with_lora(model, model_args):
                         modules_to_save=[head])
     names = linear_layer_names(model, exclude=head)  # before peft, which may have changed the model when it fails
     try:
-        model = get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft reads an attribute transformers 5 deprecates: the user can do nothing
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            model = get_peft_model(model, config)
     except Exception as err:  # peft raises ValueError, TypeError, KeyError ... for targets it cannot adapt
         example = next((",".join(pair) for pair in (("q_proj", "v_proj"), ("query", "value"), ("q_lin", "v_lin"))
                         if set(pair) <= set(names)), ",".join(names[:2]))

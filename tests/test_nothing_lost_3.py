@@ -119,6 +119,32 @@ def test_every_peft_error_is_one_line_naming_the_models_own_linear_layers(tokeni
         with_lora(bert, ModelArguments(model_name_or_path="m", use_peft=True, lora_target_modules="nonexistent"))
 
 
+
+def test_wrapping_in_lora_prints_no_deprecation_warning_the_user_cannot_act_on(tokenizer):
+    """peft reads ``is_gradient_checkpointing``, which transformers 5 deprecates with a FutureWarning that
+    every --use_peft run would print; with_lora silences exactly that one."""
+    pytest.importorskip("peft")
+    import warnings
+
+    from transformers import BertForSequenceClassification
+
+    from mixup_trainer.model_loading import with_lora
+    from mixup_trainer.script_args import ModelArguments
+
+    def deprecation_warnings(action):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = action()
+        return result, [w.category for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+    model = BertForSequenceClassification(make_tiny_config(tokenizer))
+    flag, direct = deprecation_warnings(lambda: model.is_gradient_checkpointing)
+    assert flag is False and direct in ([], [FutureWarning])  # [FutureWarning] from transformers 5.2x on
+    adapted, through_peft = deprecation_warnings(lambda: with_lora(
+        model, ModelArguments(model_name_or_path="m", use_peft=True, lora_target_modules="query,value")))
+    assert adapted.get_nb_trainable_parameters()[0] > 0 and through_peft == []
+    assert deprecation_warnings(lambda: model.is_gradient_checkpointing)[1] == direct  # silenced in with_lora only
+
 # ---------------------------------------------------------------- 7. duplicate arms and seeds
 @pytest.mark.parametrize("flags, named", [(["--compare", "manifold,manifold"], "manifold"),
                                           (["--compare", "cls", "--compare_seeds", "1,2,1"], "1")])
