@@ -3,7 +3,7 @@
 # CAL (SST-2 dev sentences 201-400, which no table scores: temperature scaling's calibration file),
 # and `workers`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the repo root from this file, whoever sources it
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS="${THREADS:-2}"
 PY="${PY:-.venv/bin/python}"
 DATA="${MIXUP_DATA_DIR:-../shared/data}"

@@ -30,7 +30,6 @@ and what they print besides (metric dumps, progress bars) gives way to one line 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import logging

@@ -119,7 +119,6 @@ def test_every_peft_error_is_one_line_naming_the_models_own_linear_layers(tokeni
         with_lora(bert, ModelArguments(model_name_or_path="m", use_peft=True, lora_target_modules="nonexistent"))
 
 
-
 def test_wrapping_in_lora_prints_no_deprecation_warning_the_user_cannot_act_on(tokenizer):
     """peft reads ``is_gradient_checkpointing``, which transformers 5 deprecates with a FutureWarning that
     every --use_peft run would print; with_lora silences exactly that one."""
@@ -144,6 +143,7 @@ def test_wrapping_in_lora_prints_no_deprecation_warning_the_user_cannot_act_on(t
         model, ModelArguments(model_name_or_path="m", use_peft=True, lora_target_modules="query,value")))
     assert adapted.get_nb_trainable_parameters()[0] > 0 and through_peft == []
     assert deprecation_warnings(lambda: model.is_gradient_checkpointing)[1] == direct  # silenced in with_lora only
+
 
 # ---------------------------------------------------------------- 7. duplicate arms and seeds
 @pytest.mark.parametrize("flags, named", [(["--compare", "manifold,manifold"], "manifold"),
