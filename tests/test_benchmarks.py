@@ -61,6 +61,20 @@ def test_calibration_speed_smoke():
     assert all(math.isfinite(float(v)) and float(v) >= 0 for v in timed.values())
 
 
+def test_kernel_warp_smoke():
+    """Per α: the pairs of 4 batches of 16 (8 each), split by level group; the kernel moved λ (shift > 0)."""
+    out = smoke("kernel_warp.py")
+    rows = {(f["alpha"], f["levels"]): f for f in map(fields, out.splitlines()) if "mean_abs_shift" in f}
+    assert {alpha for alpha, _ in rows} == {"1", "10"}, out
+    for alpha in ("1", "10"):
+        groups = [int(row["pairs"]) for (a, name), row in rows.items() if a == alpha and name != "all"]
+        assert int(rows[alpha, "all"]["pairs"]) == sum(groups) == 32, out
+        positive(rows[alpha, "all"]["mean_abs_shift"])
+    for row in rows.values():
+        for key in ("mean_abs_shift", "strength", "strength_after", "unmixed", "unmixed_after"):
+            assert 0 <= float(row[key]) <= 1, row
+
+
 @pytest.mark.slow  # ~25 s: two compilations
 def test_compile_smoke():
     out = smoke("compile.py")
