@@ -6,7 +6,8 @@ far the warped λ' lie from the drawn λ on the batches a run sees. This script 
 of ``--mixup_method manifold --mixup_similarity_kernel`` on random batches of 16 SST-2 training
 sentences, runs the model's training forward pass (dropout on, no gradient) and prints, per α and per
 group of levels, the mean |λ' − λ| over pairs and the mixing strength 2·min(λ, 1 − λ) (0: a pair is not
-mixed, 1: half and half) before and after the warp. It reads the λ the hooks applied
+mixed, 1: half and half) before and after the warp, and the spread of the pairs' distances relative to
+their batch's mean, which sets how far the kernel can move λ. It reads the λ the hooks applied
 (``MixUpHooks.applied_plan``), so the figures are those of training, not of a copy of the formula.
 
     python benchmarks/kernel_warp.py                                    # pretrained MiniLM: the first steps
@@ -35,6 +36,7 @@ def measure(model_path: str, tokenizer, batches, alpha: float, seed: int, out_di
     from transformers import AutoModelForSequenceClassification, set_seed
 
     from mixup_trainer import MixUpTrainer, MixUpTrainingArguments
+    from mixup_trainer.mixing import SimilarityKernel
 
     set_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
@@ -43,23 +45,42 @@ def measure(model_path: str, tokenizer, batches, alpha: float, seed: int, out_di
     trainer = MixUpTrainer(model=model, args=args, processing_class=tokenizer)
     trainer.state.max_steps = len(batches)
     model.train()
-    drawn, warped, levels = [], [], []
-    with torch.no_grad():
-        for step, batch in enumerate(batches):
-            trainer.state.global_step = step  # a new plan per batch, as in training
-            trainer.compute_loss(model, batch)
-            plan = trainer.mixup_hooks.applied_plan
-            first = plan.partner > torch.arange(len(plan.partner))  # each pair once
-            drawn += [plan.lam] * int(first.sum())
-            warped += plan.row_weights[first].tolist()
-            levels += [plan.layer] * int(first.sum())
+    drawn, warped, levels, relative = [], [], [], []
+    kernel_warp = SimilarityKernel.warp
+    seen = {}
+
+    def recording_warp(self, lam, distance, partner):  # the distances the hooks measured, as they are
+        seen["distance"] = distance.detach().double().cpu()
+        return kernel_warp(self, lam, distance, partner)
+
+    SimilarityKernel.warp = recording_warp
+    try:
+        with torch.no_grad():
+            for step, batch in enumerate(batches):
+                trainer.state.global_step = step  # a new plan per batch, as in training
+                trainer.compute_loss(model, batch)
+                plan = trainer.mixup_hooks.applied_plan
+                first = plan.partner > torch.arange(len(plan.partner))  # each pair once
+                drawn += [plan.lam] * int(first.sum())
+                warped += plan.row_weights[first].tolist()
+                levels += [plan.layer] * int(first.sum())
+                distance = seen.pop("distance")[first]
+                relative += (distance / distance.mean()).tolist()
+    finally:
+        SimilarityKernel.warp = kernel_warp
     return {"lam": np.array(drawn), "warped": np.array(warped), "level": np.array(levels),
-            "head": trainer.mixup_hooks.num_levels - 1}
+            "relative": np.array(relative), "head": trainer.mixup_hooks.num_levels - 1,
+            "kernel": args.similarity_kernel}
 
 
-def summary(lam: np.ndarray, warped: np.ndarray) -> str:
+def summary(lam: np.ndarray, warped: np.ndarray, relative: np.ndarray, kernel) -> str:
+    """Shift and mixing strength over pairs, and the spread of the pairs' distances relative to their batch's
+    mean (d̃) with the τ it gives (τ = 1: λ unchanged; the kernel's formula, ``SimilarityKernel``)."""
     strength, strength_after = 2 * np.minimum(lam, 1 - lam), 2 * np.minimum(warped, 1 - warped)
-    return (f"pairs={len(lam)} mean_abs_shift={np.abs(warped - lam).mean():.4f} "
+    tau = np.exp((relative - 1) / (2 * kernel.tau_std**2)) / kernel.tau_max
+    return (f"pairs={len(lam)} rel_distance_p10={np.quantile(relative, 0.1):.3f} "
+            f"rel_distance_p90={np.quantile(relative, 0.9):.3f} tau_p10={np.quantile(tau, 0.1):.3f} "
+            f"tau_p90={np.quantile(tau, 0.9):.3f} mean_abs_shift={np.abs(warped - lam).mean():.4f} "
             f"p90_abs_shift={np.quantile(np.abs(warped - lam), 0.9):.4f} "
             f"strength={strength.mean():.4f} strength_after={strength_after.mean():.4f} "
             f"unmixed={np.mean(strength < 0.1):.3f} unmixed_after={np.mean(strength_after < 0.1):.3f}")
@@ -105,7 +126,8 @@ def main():
                       "blocks": (found["level"] > 0) & (found["level"] < head), "cls": found["level"] == head}
             for name, rows in groups.items():
                 if rows.any():
-                    print(f"alpha={alpha:g} levels={name} {summary(found['lam'][rows], found['warped'][rows])}")
+                    print(f"alpha={alpha:g} levels={name} "
+                          f"{summary(*(found[k][rows] for k in ('lam', 'warped', 'relative')), found['kernel'])}")
 
 
 if __name__ == "__main__":
