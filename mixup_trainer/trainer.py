@@ -87,6 +87,7 @@ class MixUpTrainer(Trainer):
         self.mixup_pad_token_id: int | None = None
         self.mixup_read_pad_token_id: int | None = None  # decoders: the pad id the model reads past
         self._mixup_log: list[tuple[float, int]] = []
+        self._kernel_shifts: list[float] = []  # similarity kernel: mean |λ' − λ| of each batch since the last log
         self._plan_key = (-1, -1)  # (optimizer step, micro-batch) of the last plan
         self._warned_single_row = False
         if self.model is not None:
@@ -199,6 +200,9 @@ class MixUpTrainer(Trainer):
         batch_size = labels.shape[0]
         plan = self._draw_plan(batch_size)
         regmix = plan is not None and self.args.mixup_objective == "regmix"
+        # the rows the similarity kernel warps (a partner other than themselves), known on the host before
+        # the plan moves to the device, so that logging the kernel's shift of λ costs no synchronisation
+        kernel_rows = plan.partner != torch.arange(batch_size) if plan is not None and plan.kernel else None
         if plan is not None:
             plan = plan.to(labels.device)
             mixed = self._inputs_to_mix(inputs, plan)
@@ -214,6 +218,9 @@ class MixUpTrainer(Trainer):
         if plan is not None:
             self.mixup_hooks.check_mixed(outputs.logits)
             plan = self.mixup_hooks.applied_plan  # the similarity kernel's per-row λ, for the targets
+            if kernel_rows is not None and plan.row_lam is not None and kernel_rows.any():
+                warped = plan.row_lam[-batch_size:][kernel_rows]  # RegMixup: its mixed half
+                self._kernel_shifts.append(float((warped - plan.lam).abs().mean()))
         if outputs.logits.dim() != 2 or outputs.logits.shape[0] != labels.shape[0]:
             raise ValueError(
                 f"MixUpTrainer expects sequence-classification logits [batch, num_labels], got "
@@ -263,12 +270,16 @@ class MixUpTrainer(Trainer):
 
     # --------------------------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Training logs gain the mean λ and the last mixed level since the previous log."""
+        """Training logs gain the mean drawn λ and the last mixed level since the previous log, and with the
+        similarity kernel the mean |λ' − λ| over its warped pairs (how much the kernel changed the mixing)."""
         if self._mixup_log and "loss" in logs:
             lams, levels = zip(*self._mixup_log)
             logs["mixup_lambda"] = round(float(np.mean(lams)), 4)
             logs["mixup_layer"] = levels[-1]
             self._mixup_log.clear()
+            if self._kernel_shifts:
+                logs["mixup_kernel_shift"] = round(float(np.mean(self._kernel_shifts)), 4)
+                self._kernel_shifts.clear()
         super().log(logs, start_time)
 
     @property

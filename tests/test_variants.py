@@ -232,6 +232,12 @@ def test_kernel_lambda_is_the_formula_on_the_distances_at_the_mixing_level(
     assert (row_lam - plan.lam).abs().max() > 1e-3  # the kernel did warp
     if objective == "regmix":
         assert torch.equal(applied.row_lam[:b], torch.ones(b, dtype=torch.float64))  # the clean rows stay clean
+    # the training log says how far the kernel moved λ: the mean |λ' − λ| over the rows with a partner
+    paired = plan.partner != torch.arange(b)
+    trainer.log({"loss": float(loss)})
+    logged = trainer.state.log_history[-1]
+    assert logged["mixup_kernel_shift"] == round(float(np.abs(expected - plan.lam)[paired.numpy()].mean()), 4)
+    assert logged["mixup_kernel_shift"] > 0
     # the warped λ mixes both the hidden states and the targets: a plain forward pass with those weights
     warped = MixUpPlan(plan.partner, plan.lam, plan.layer, row_lam=torch.from_numpy(expected))
     mixed = forward_with(model, trainer, inputs, warped)
@@ -281,6 +287,8 @@ def test_kernel_off_is_the_papers_scalar_mixup_bit_for_bit(family, side, level, 
     loss, _, all_rows, applied = loss_of(trainer, model, batch)
     plan = drawn[-1]
     assert applied.row_lam is None and applied.kernel is None and isinstance(plan.lam, float)
+    trainer.log({"loss": float(loss)})
+    assert "mixup_lambda" in trainer.state.log_history[-1] and "mixup_kernel_shift" not in trainer.state.log_history[-1]
     # the paper's mixing written out: λ · h + (1 − λ) · h[p] with the Python float λ, then soft-label CE
     mixed = forward_with(model, trainer, read_as(trainer, batch, plan.partner, level), MixUpPlan(plan.partner, plan.lam, level))
     assert torch.equal(all_rows, mixed)
