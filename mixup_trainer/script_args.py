@@ -15,6 +15,7 @@ comparison's runs, ``dataclasses.replace`` of the parsed arguments, are checked 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,8 @@ class RunArguments:
         default=None,
         metadata={"help": "Comparison mode: train these arms (comma-separated MixUp methods, e.g. manifold or "
                   "cls,manifold; <method>+reg, <method>+sk or <method>+reg+sk for RegMixup and/or the similarity kernel, e.g. "
-                  "manifold+reg; and ls<epsilon> for label smoothing without mixing, e.g. ls0.1) and the baseline none "
+                  "manifold+reg; any of these with its own alpha, <arm>@<alpha>, e.g. manifold@0.4; and ls<epsilon> for "
+                  "label smoothing without mixing, e.g. ls0.1) and the baseline none "
                   "on the same data and seeds, one run per folder in --output_dir, and write a side-by-side report "
                   "there (comparison.md, comparison.json, plots). See mixup_trainer/compare.py."},
     )
@@ -182,7 +184,8 @@ class RunArguments:
         if unknown:
             raise ValueError(f"--compare {self.compare}: unknown arm(s) {unknown}; choose from {MIXUP_METHODS}, a "
                              "method with RegMixup and/or the similarity kernel (<method>+reg, <method>+sk, "
-                             "<method>+reg+sk, e.g. manifold+reg), or ls<epsilon> for label smoothing (e.g. ls0.1).")
+                             "<method>+reg+sk, e.g. manifold+reg), any of these with its own alpha (<arm>@<alpha>, e.g. "
+                             "manifold@0.4), or ls<epsilon> for label smoothing (e.g. ls0.1).")
         methods = [BASELINE] + [m for m in methods if m != BASELINE]
         if len(methods) == 1:
             raise ValueError(f"--compare {self.compare}: name a MixUp method to compare with the baseline, e.g. "
@@ -210,19 +213,31 @@ def _arm(arm: str) -> dict | None:
     epsilon = _label_smoothing(arm)
     if epsilon is not None:
         return {"mixup_method": BASELINE, "label_smoothing_factor": epsilon}
+    arm, own_alpha, alpha_text = arm.partition("@")
     method, *variants = arm.split("+")
     if method not in MIXUP_METHODS or (variants and method == BASELINE):
         return None
     if variants not in ([], ["reg"], ["sk"], ["reg", "sk"]):
         return None
-    return {"mixup_method": method, **{k: v for name in variants for k, v in ARM_VARIANTS[name].items()}}
+    overrides = {"mixup_method": method, **{k: v for name in variants for k, v in ARM_VARIANTS[name].items()}}
+    if own_alpha:  # <arm>@<α>: this arm's own Beta(α, α), whatever --mixup_alpha says
+        try:
+            alpha = float(alpha_text)
+        except ValueError:
+            return None
+        if method == BASELINE or not 0.0 < alpha < math.inf:
+            return None
+        overrides["mixup_alpha"] = alpha
+    return overrides
 
 
 def arm_overrides(arm: str) -> dict:
     """The arguments one arm of a comparison sets: a MixUp method, the method with RegMixup
     (``<method>+reg``: ``mixup_objective="regmix"``, with RegMixup's own α unless --mixup_alpha is
     given), with the similarity kernel (``<method>+sk``) or both (``<method>+reg+sk``), or ``ls<ε>``: no
-    mixing and the Trainer's ``label_smoothing_factor`` ε (Szegedy et al., 2016)."""
+    mixing and the Trainer's ``label_smoothing_factor`` ε (Szegedy et al., 2016). A mixing arm may end
+    in ``@<α>`` (``manifold@0.4``, ``manifold+reg@1``): its own α, over --mixup_alpha and the objective's
+    default, so that one comparison can set α apart from the method or objective."""
     overrides = _arm(arm)
     if overrides is None:
         raise ValueError(f"{arm!r} is not a comparison arm (see --compare)")

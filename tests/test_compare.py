@@ -350,10 +350,34 @@ def test_regmixup_and_kernel_arms_set_their_flags_and_regmixup_gets_its_own_alph
         parse_args([*base, "--compare", "manifold", "--mixup_objective", "regmix"])
 
 
+def test_an_arm_with_its_own_alpha_sets_it_over_the_typed_alpha_and_regmixups_default(tmp_path):
+    """<arm>@<α> separates α from the method or objective: manifold@10 is plain MixUp at RegMixup's α,
+    manifold+reg@1 RegMixup at plain MixUp's; the arm's α wins over --mixup_alpha; each runs in its own folder."""
+    from mixup_trainer.cli import parse_args
+    from mixup_trainer.compare import comparison_arms, run_args
+
+    base = ["--task", "sst2", "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
+    args = parse_args([*base, "--compare", "manifold,manifold@10,manifold+reg,manifold+reg@1,cls+sk@0.4"])
+    arms = comparison_arms(args)
+    assert arms["manifold@10"] == {"mixup_method": "manifold", "mixup_alpha": 10.0}
+    assert arms["manifold+reg@1"] == {"mixup_method": "manifold", "mixup_objective": "regmix", "mixup_alpha": 1.0}
+    runs = {arm: run_args(args, arm, 1, tmp_path / f"{arm}-seed1").training for arm in arms}
+    assert [runs[a].alpha for a in ("manifold", "manifold@10", "manifold+reg", "manifold+reg@1", "cls+sk@0.4")] == \
+        [1.0, 10.0, 10.0, 1.0, 0.4]
+    assert runs["manifold@10"].mixup_objective == "mix" and runs["manifold+reg@1"].mixup_objective == "regmix"
+    assert runs["cls+sk@0.4"].similarity_kernel is not None
+    typed = parse_args([*base, "--compare", "manifold,manifold@2", "--mixup_alpha", "0.4"])
+    assert [run_args(typed, a, 1, tmp_path / a).training.alpha for a in ("manifold", "manifold@2")] == [0.4, 2.0]
+    for bad in ("manifold@", "manifold@0", "manifold@-1", "manifold@inf", "manifold@x", "none@1", "ls0.1@1",
+                "manifold@1+reg", "manifold@1@2"):
+        with pytest.raises(ValueError, match="unknown arm"):
+            parse_args([*base, "--compare", bad])
+
+
 @pytest.mark.slow
 def test_variant_arms_train_and_are_reported_under_the_names_as_written(tiny_bert, sst2_sample_dir, tmp_path):
     argv = compare_argv(tmp_path, tiny_bert, sst2_sample_dir)
-    argv[argv.index("--compare") + 1] = "manifold+reg,manifold+sk,manifold+reg+sk"
+    argv[argv.index("--compare") + 1] = "manifold+reg,manifold+sk,manifold+reg+sk,manifold+reg@2"
     argv[argv.index("--compare_seeds") + 1] = "1"
     argv[argv.index("--num_train_epochs") + 1] = "1"
     argv[argv.index("--max_train_samples") + 1] = "16"
@@ -361,13 +385,13 @@ def test_variant_arms_train_and_are_reported_under_the_names_as_written(tiny_ber
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "comparison.json").read_text())
-    arms = ["none", "manifold+reg", "manifold+sk", "manifold+reg+sk"]
+    arms = ["none", "manifold+reg", "manifold+sk", "manifold+reg+sk", "manifold+reg@2"]
     assert report["methods"] == arms and list(report["summary"]["best"]["paired"]) == arms[1:]
     for arm in arms[1:]:
         settings = json.loads((tmp_path / f"{arm}-seed1" / "run_settings.json").read_text())
         assert (settings["mixup_objective"] == "regmix") == ("+reg" in arm)
         assert settings["mixup_similarity_kernel"] == ("+sk" in arm)
-        assert settings["mixup_alpha"] == (10.0 if "+reg" in arm else 1.0)
+        assert settings["mixup_alpha"] == (2.0 if "@2" in arm else 10.0 if "+reg" in arm else 1.0)
         own = json.loads((tmp_path / f"{arm}-seed1" / "all_results.json").read_text())
         assert report["summary"]["best"]["mean"][arm]["eval_loss"]["mean"] == pytest.approx(own["eval_loss"])
     assert "| manifold+reg+sk − none | 1 | " in (tmp_path / "comparison.md").read_text()
