@@ -202,7 +202,9 @@ class MixUpTrainer(Trainer):
         regmix = plan is not None and self.args.mixup_objective == "regmix"
         # the rows the similarity kernel warps (a partner other than themselves), known on the host before
         # the plan moves to the device, so that logging the kernel's shift of λ costs no synchronisation
-        kernel_rows = plan.partner != torch.arange(batch_size) if plan is not None and plan.kernel is not None else None
+        kernel_rows = None
+        if plan is not None and plan.kernel is not None:
+            kernel_rows = plan.partner != torch.arange(batch_size)
         if plan is not None:
             plan = plan.to(labels.device)
             mixed = self._inputs_to_mix(inputs, plan)
