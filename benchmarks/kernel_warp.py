@@ -75,9 +75,9 @@ def measure(model_path: str, tokenizer, batches, alpha: float, seed: int, out_di
 
 def summary(lam: np.ndarray, warped: np.ndarray, relative: np.ndarray, kernel) -> str:
     """Shift and mixing strength over pairs, and the spread of the pairs' distances relative to their batch's
-    mean (d̃) with the τ it gives (τ = 1: λ unchanged; the kernel's formula, ``SimilarityKernel``)."""
+    mean (d̃) with the τ the kernel gives them (τ = 1: λ unchanged; ``SimilarityKernel.tau``)."""
     strength, strength_after = 2 * np.minimum(lam, 1 - lam), 2 * np.minimum(warped, 1 - warped)
-    tau = np.exp((relative - 1) / (2 * kernel.tau_std**2)) / kernel.tau_max
+    tau = kernel.tau(torch.from_numpy(relative)).numpy()
     return (f"pairs={len(lam)} rel_distance_p10={np.quantile(relative, 0.1):.3f} "
             f"rel_distance_p90={np.quantile(relative, 0.9):.3f} tau_p10={np.quantile(tau, 0.1):.3f} "
             f"tau_p90={np.quantile(tau, 0.9):.3f} mean_abs_shift={np.abs(warped - lam).mean():.4f} "

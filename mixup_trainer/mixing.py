@@ -98,6 +98,11 @@ class SimilarityKernel:
     tau_max: float = 1.0
     tau_std: float = 0.5
 
+    def tau(self, relative_distance: torch.Tensor) -> torch.Tensor:
+        """τ_i = 1 / K_i from each pair's distance over the batch's mean, d̃_i, held to [1e-6, 1e6]."""
+        exponent = (relative_distance - 1.0) / (2.0 * self.tau_std**2)
+        return (torch.exp(exponent) / self.tau_max).clamp(1e-6, 1e6)
+
     def warp(self, lam: torch.Tensor, distance: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
         """λ' [R] (float64, CPU) from each row's unwarped λ [R], its squared distance to its partner
         [R] and the partners [R]."""
@@ -109,8 +114,7 @@ class SimilarityKernel:
         scale = distance[paired].mean() if paired.any() else torch.tensor(0.0, dtype=torch.float64)
         if not (scale > 0 and torch.isfinite(scale)):
             return lam
-        exponent = (distance / scale - 1.0) / (2.0 * self.tau_std**2)
-        tau = (torch.exp(exponent) / self.tau_max).clamp(1e-6, 1e6)
+        tau = self.tau(distance / scale)
         warped = torch.from_numpy(betainc(tau.numpy(), tau.numpy(), lam.numpy()))
         return torch.where(paired, warped, lam)
 
